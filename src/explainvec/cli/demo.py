@@ -1,0 +1,23 @@
+"""``explainvec demo``: the README's main job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from explainvec.cli.app import app, console, handle_errors, progress_bar
+from explainvec.demo import DEMO_PRESETS, run_demo
+
+
+@app.command("demo")
+@handle_errors
+def demo_command(
+    out: Path = typer.Option(Path("demo-out"), help="Folder for report.md, report.json, models and figures."),
+    preset: str = typer.Option("quick", help=f"One of: {', '.join(DEMO_PRESETS)}."),
+) -> None:
+    """Run the whole pipeline on the embedded synthetic domains and write a report."""
+    with progress_bar() as progress:
+        report = run_demo(preset, out, progress=progress)
+    console.print(report.to_markdown(), highlight=False, markup=False)
+    console.print(f"report: {out / 'report.md'}")

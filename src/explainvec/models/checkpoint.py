@@ -1,0 +1,78 @@
+"""Checkpoints: tensors in safetensors, everything else in a JSON sidecar beside them. Never pickle."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from safetensors.torch import load_file
+from timm.models.vision_transformer import VisionTransformer
+
+from explainvec.data.preprocess import Preprocess
+from explainvec.io import write_json, write_tensors
+from explainvec.models.vit import build_vit
+
+FORMAT = "explainvec-checkpoint/1"
+
+
+class CheckpointMeta(BaseModel):
+    """What a checkpoint's sidecar holds: enough to rebuild and use the model with no other input."""
+
+    format: str = FORMAT
+    kind: Literal["base", "predict", "explain", "edited"]
+    architecture: dict
+    class_names: list[str] = Field(min_length=1)
+    preprocess: Preprocess
+    base_fingerprint: str
+    training: dict = Field(default_factory=dict)
+    metrics: dict = Field(default_factory=dict)
+
+
+@dataclass
+class Checkpoint:
+    """A model and its metadata."""
+
+    model: VisionTransformer
+    meta: CheckpointMeta
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of ``path`` (same name, ``.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``path`` (safetensors) and its sidecar, each atomically; tensors are checked to be finite."""
+    path, model, meta = Path(path), checkpoint.model, checkpoint.meta
+    if path.suffix != ".safetensors":
+        raise ValueError(f"checkpoint path {path} should end in .safetensors")
+    if meta.class_names and len(meta.class_names) != model.num_classes:
+        raise ValueError(f"{len(meta.class_names)} class names for a model with {model.num_classes} outputs")
+    write_tensors(path, model.state_dict())
+    write_json(sidecar_path(path), meta.model_dump(mode="json"))
+    return path
+
+
+def load_meta(path: str | Path) -> CheckpointMeta:
+    """Read and validate a checkpoint's sidecar."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise FileNotFoundError(f"checkpoint sidecar {side} is missing (expected beside {path})")
+    try:
+        return CheckpointMeta.model_validate(json.loads(side.read_text()))
+    except (json.JSONDecodeError, ValidationError) as error:
+        raise ValueError(f"checkpoint sidecar {side} is not valid: {error}") from error
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+    """Rebuild the model of a checkpoint from its sidecar and load its weights (in eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    meta = load_meta(path)
+    model = build_vit(meta.architecture)
+    model.load_state_dict(load_file(str(path), device=device))
+    return Checkpoint(model.to(device).eval(), meta)

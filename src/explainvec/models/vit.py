@@ -1,0 +1,49 @@
+"""The Vision Transformers explainvec works with: timm ``VisionTransformer`` models with a class token."""
+
+from __future__ import annotations
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+GRID_PRESETS: dict[str, dict] = {
+    "4x4": {"img_size": 32, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
+    "7x7": {"img_size": 56, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
+}
+"""Tiny ViTs for the embedded domains: 16 patches (exact Shapley values affordable) and 49 (paper-like)."""
+
+
+def build_vit(architecture: dict) -> VisionTransformer:
+    """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar)."""
+    kwargs = {"class_token": True, "global_pool": "token", **architecture}
+    if not kwargs["class_token"] or kwargs["global_pool"] != "token":
+        raise ValueError("explainvec needs a ViT that classifies from its class token")
+    return VisionTransformer(**kwargs)
+
+
+def grid_size(model: VisionTransformer) -> tuple[int, int]:
+    """Rows and columns of the patch grid."""
+    return tuple(model.patch_embed.grid_size)
+
+
+def num_patches(model: VisionTransformer) -> int:
+    """Number of patch tokens ``P`` (the players of the Shapley game)."""
+    rows, cols = grid_size(model)
+    return rows * cols
+
+
+def patch_size(model: VisionTransformer) -> int:
+    """Side of a square patch in pixels."""
+    return int(model.patch_embed.patch_size[0])
+
+
+def image_size(model: VisionTransformer) -> int:
+    """Side of the square input image in pixels."""
+    return int(model.patch_embed.img_size[0])
+
+
+def embed(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
+    """Token sequence entering the first block: patch embedding, class token, positions, pre-norm."""
+    x = model.patch_embed(images)
+    x = model._pos_embed(x)
+    x = model.patch_drop(x)
+    return model.norm_pre(x)

@@ -1,0 +1,28 @@
+"""Validated training settings, stored in every checkpoint's sidecar."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings shared by pretraining and fine-tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=5e-4, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    warmup: float = Field(default=0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
+    keep_min: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="patch dropping: each image keeps a U[keep_min, 1] share of patches",
+    )
+    freeze_head: bool = False
+    train_size: int = Field(default=2000, ge=1, description="synthetic data only: training images")
+    eval_size: int = Field(default=500, ge=1, description="synthetic data only: validation and test images")
+    seed: int = 0
+    device: str = "cpu"

@@ -1,0 +1,47 @@
+"""Fine-tuning a base checkpoint on a domain or an image folder (prediction-only mode)."""
+
+from __future__ import annotations
+
+import copy
+
+from rich.progress import Progress
+
+from explainvec.data.sources import load_data
+from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
+from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
+from explainvec.models.vit import patch_size
+from explainvec.training.config import TrainConfig
+from explainvec.training.head import replace_head
+from explainvec.training.loop import fit
+
+
+def finetune(
+    base: Checkpoint,
+    data: str,
+    config: TrainConfig,
+    *,
+    masks: str | None = None,
+    progress: Progress | None = None,
+) -> Checkpoint:
+    """A prediction-only model: ``base`` fine-tuned with cross-entropy on ``data`` (its own head).
+
+    The result records the base's fingerprint, the data, the config and its validation accuracy.
+    """
+    sizes = {"train": config.train_size, "val": config.eval_size}
+    load = {"preprocess": base.meta.preprocess, "patch_size": patch_size(base.model), "seed": config.seed}
+    train = load_data(data, "train", size=sizes["train"], masks=masks, **load)
+    val = load_data(data, "val", size=sizes["val"], masks=masks, **load)
+    model = copy.deepcopy(base.model)
+    replace_head(model, base.meta.class_names, train.class_names)
+    history = fit(model, train, config, progress=progress, description=f"fine-tune on {data}")
+    accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
+    meta = CheckpointMeta(
+        kind="predict",
+        architecture={**base.meta.architecture, "num_classes": len(train.class_names)},
+        class_names=train.class_names,
+        preprocess=base.meta.preprocess,
+        base_fingerprint=base.meta.base_fingerprint,
+        training={"mode": "predict", "data": data, "config": config.model_dump(), "loss": history},
+        metrics={"val_accuracy": accuracy},
+    )
+    return Checkpoint(model.cpu(), meta)

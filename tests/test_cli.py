@@ -1,0 +1,58 @@
+"""The command line end to end on real files: pretrain, train, evaluate, demo, and its errors."""
+
+import json
+
+from typer.testing import CliRunner
+
+from explainvec.cli.main import app
+from explainvec.models.checkpoint import load_checkpoint
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_pretrain_train_evaluate(tmp_path):
+    base = tmp_path / "base.safetensors"
+    result = invoke("pretrain", "--out", base, "--epochs", 1, "--train-size", 256)
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(base).meta.kind == "base"
+
+    model = tmp_path / "geo.safetensors"
+    result = invoke("train", "--base", base, "--data", "synthetic:geo", "--out", model, "--epochs", 1,
+                    "--train-size", 128)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(model).meta.training["data"] == "synthetic:geo"
+
+    out = tmp_path / "report"
+    result = invoke("evaluate", "--model", model, "--data", "synthetic:geo", "--out", out, "--size", 64,
+                    "--reference", model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    (row,) = report["rows"]
+    assert row["method"] == "model" and 0 <= row["accuracy"] <= 1 and row["agreement"] == 1.0
+    assert "| model |" in (out / "report.md").read_text()
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, base_path):
+    out = tmp_path / "m.safetensors"
+    result = invoke("train", "--base", base_path, "--data", "synthetic:nope", "--out", out)
+    assert result.exit_code == 2
+    assert "unknown synthetic domain" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+    result = invoke("evaluate", "--model", tmp_path / "missing.safetensors", "--data", "synthetic:geo",
+                    "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--preset", "quick", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["preset"] == "quick"
+    assert {"method", "accuracy", "agreement", "forward_passes"} <= set(report["rows"][0])
+    assert (out / "domains.png").stat().st_size > 10_000
+    assert (out / "models" / "target_predict.safetensors").is_file()
