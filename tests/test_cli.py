@@ -56,3 +56,49 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     assert {"method", "accuracy", "agreement", "forward_passes"} <= set(report["rows"][0])
     assert (out / "domains.png").stat().st_size > 10_000
     assert (out / "models" / "target_predict.safetensors").is_file()
+
+
+def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
+    import numpy as np
+    from PIL import Image
+
+    predict = tmp_path / "predict.safetensors"
+    small = ("--epochs", 1, "--train-size", 64)
+    assert (
+        invoke("train", "--base", base_path, "--data", "synthetic:geo", "--out", predict, *small).exit_code
+        == 0
+    )
+
+    labels = tmp_path / "labels"
+    result = invoke("labels", "--value-model", predict, "--data", "synthetic:geo", "--out", labels,
+                    "--budget", 16, "--train-size", 64, "--shard-size", 32)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (labels / "labels.safetensors").is_file()
+
+    for supervision in ("labels", "embedding"):
+        sem = tmp_path / f"sem-{supervision}.safetensors"
+        result = invoke("train", "--base", base_path, "--data", "synthetic:geo", "--mode", "explain",
+                        "--value-model", predict, "--supervision", supervision, "--labels", labels,
+                        "--out", sem, *small)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        meta = load_checkpoint(sem).meta
+        assert meta.kind == "explain" and meta.explanation["supervision"] == supervision
+
+    picture = tmp_path / "in" / "shape.png"
+    picture.parent.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(picture)
+    out = tmp_path / "explained"
+    result = invoke("explain", picture, "--model", sem, "--out", out, "--data", "synthetic:geo", "--count", 2)
+    assert result.exit_code == 0, result.output
+    explained = json.loads((out / "explanations.json").read_text())
+    assert len(explained["images"]) == 3 and explained["readout"] == "logit"
+    assert np.array(explained["images"][0]["attributions"]).shape == (16, 5)
+    for record in explained["images"]:
+        with Image.open(out / record["image"]) as png:
+            assert png.width > 300 and png.height > 150
+            assert np.asarray(png.convert("L")).std() > 10
+
+    result = invoke(
+        "train", "--base", base_path, "--data", "synthetic:geo", "--mode", "explain", "--out", sem
+    )
+    assert result.exit_code == 2 and "--value-model" in result.output

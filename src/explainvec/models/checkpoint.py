@@ -29,6 +29,7 @@ class CheckpointMeta(BaseModel):
     base_fingerprint: str
     training: dict = Field(default_factory=dict)
     metrics: dict = Field(default_factory=dict)
+    explanation: dict = Field(default_factory=dict)  # e.g. {"readout": "logit", "supervision": "embedding"}
 
 
 @dataclass

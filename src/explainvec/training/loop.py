@@ -11,13 +11,28 @@ from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import DataLoader, Dataset
 
-from explainvec.models.masking import masked_logits
+from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import num_patches
 from explainvec.training.config import TrainConfig
 from explainvec.training.patch_drop import random_keep_masks
 
-ExtraLoss = Callable[[VisionTransformer, torch.Tensor, torch.Tensor], torch.Tensor]
-"""An added loss term ``(model, images, labels) -> scalar``, e.g. explanation supervision."""
+ExtraLoss = Callable[[VisionTransformer, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""An added loss term ``(model, images, indices, tokens) -> scalar``, e.g. explanation supervision.
+
+``indices`` are the items' positions in the dataset; ``tokens`` the model's final-norm tokens of the
+full images, with gradient (shared with the classification loss when no patches are dropped).
+"""
+
+
+class _Indexed(Dataset):
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        return index, *self.data[index]
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -39,7 +54,7 @@ def fit(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(
-        data, batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False
+        _Indexed(data), batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False
     )
     if config.freeze_head:
         for p in model.get_classifier().parameters():
@@ -56,14 +71,16 @@ def fit(
     model.to(config.device).train()
     for _ in range(config.epochs):
         losses = []
-        for images, labels, _masks in loader:
+        for indices, images, labels, _masks in loader:
             images, labels = images.to(config.device), labels.to(config.device)
             keep = None
             if config.keep_min < 1:
                 keep = random_keep_masks(len(images), players, config.keep_min, generator).to(config.device)
-            loss = F.cross_entropy(masked_logits(model, images, keep), labels)
+            tokens = masked_tokens(model, images, keep)
+            loss = F.cross_entropy(model.forward_head(tokens), labels)
             if extra_loss is not None:
-                loss = loss + extra_loss(model, images, labels)
+                full = tokens if keep is None else masked_tokens(model, images)
+                loss = loss + extra_loss(model, images, indices, full)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

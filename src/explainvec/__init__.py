@@ -1,0 +1,35 @@
+"""explainvec: single-pass Shapley explanations for ViT classifiers, carried by an explainability vector."""
+
+from explainvec.data import DOMAINS, ImageFolderDataset, Preprocess, SyntheticDataset, load_data
+from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
+from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load
+from explainvec.models.vit import GRID_PRESETS, build_vit
+from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
+from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
+from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
+
+__all__ = [
+    "DOMAINS",
+    "GRID_PRESETS",
+    "Checkpoint",
+    "CheckpointMeta",
+    "Explanation",
+    "ImageFolderDataset",
+    "MaskedModelGame",
+    "PixelMaskedGame",
+    "Preprocess",
+    "SelfExplainingViT",
+    "SyntheticDataset",
+    "TrainConfig",
+    "build_vit",
+    "exact_shapley",
+    "finetune",
+    "kernel_shap",
+    "load",
+    "load_checkpoint",
+    "load_data",
+    "permutation_shapley",
+    "pretrain",
+    "save_checkpoint",
+    "train_explainer",
+]

@@ -1,0 +1,1 @@
+"""Evaluation: accuracy, fidelity, reports and figures."""

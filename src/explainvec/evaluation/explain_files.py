@@ -1,0 +1,75 @@
+"""Explaining images into a folder: one heatmap PNG per image and one JSON with the raw maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explainvec.data.preprocess import Preprocess
+from explainvec.evaluation.heatmaps import plot_overlays, to_display
+from explainvec.io import write_json
+from explainvec.models.self_explaining import SelfExplainingViT
+
+
+@dataclass
+class ImageItem:
+    """An image to explain: a name for its files, the model input, and an optional evidence mask."""
+
+    name: str
+    image: torch.Tensor  # [3, H, W], preprocessed
+    mask: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def explain_to_folder(
+    model: SelfExplainingViT,
+    preprocess: Preprocess,
+    items: list[ImageItem],
+    out: str | Path,
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+) -> Path:
+    """Write ``out/<name>.png`` overlays (predicted class first, then the next ``top_k − 1``) and
+    ``out/explanations.json`` with every image's ``P × C`` attributions; returns the JSON path."""
+    out = Path(out)
+    records = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        explanation = model(torch.stack([item.image for item in chunk]))
+        probabilities = explanation.probabilities
+        k = min(top_k, probabilities.shape[1])
+        for row, item in enumerate(chunk):
+            top = probabilities[row].topk(k).indices.tolist()
+            heatmaps = [explanation.heatmap(c)[row].numpy() for c in top]
+            titles = [f"{model.class_names[c]} p={probabilities[row, c]:.2f}" for c in top]
+            plot_overlays(
+                to_display(item.image, preprocess),
+                heatmaps,
+                titles,
+                out / f"{item.name}.png",
+                grid=explanation.grid,
+                suptitle=f"{item.name}: predicted {model.class_names[top[0]]}",
+                mask=None if item.mask is None else item.mask.numpy(),
+            )
+            records.append(
+                {
+                    "name": item.name,
+                    "image": f"{item.name}.png",
+                    "predicted": model.class_names[top[0]],
+                    "top_k": {model.class_names[c]: probabilities[row, c].item() for c in top},
+                    "attributions": explanation.attributions[row].tolist(),
+                }
+            )
+    return write_json(
+        out / "explanations.json",
+        {
+            "class_names": model.class_names,
+            "grid": list(model.vit.patch_embed.grid_size),
+            "readout": model.readout,
+            "attributions": "P × C per image, rows in reading order of the patch grid",
+            "images": records,
+        },
+    )

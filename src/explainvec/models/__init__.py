@@ -1,0 +1,1 @@
+"""Models: timm ViTs, attention masking, checkpoints and the self-explaining wrapper."""

@@ -1,0 +1,102 @@
+"""Kernel SHAP labels of a training set on disk: computed once, in shards, resumable, merged atomically.
+
+Shards cover index ranges ``[start, stop)``; shard ``k`` belongs to rank ``k % world_size``, so several
+processes or GPUs fill one cache without talking to each other. Each shard's sampling is seeded by its
+start index, so the labels do not depend on how the work was split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+from safetensors.torch import load_file
+from timm.models.vision_transformer import VisionTransformer
+from torch.utils.data import Dataset
+
+from explainvec.io import write_json, write_tensors
+from explainvec.shapley.kernel_shap import kernel_shap
+from explainvec.shapley.model_games import MaskedModelGame
+
+MERGED = "labels.safetensors"
+
+
+class LabelCache:
+    """A folder of label shards plus ``meta.json`` describing what they are labels of."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def meta(self) -> dict:
+        path = self.folder / "meta.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.folder} is not a label cache (no meta.json)")
+        return json.loads(path.read_text())
+
+    def create(self, meta: dict) -> None:
+        """Start a cache, or check that an existing one was made with the same settings."""
+        if (self.folder / "meta.json").is_file():
+            if self.meta != meta:
+                raise ValueError(f"label cache {self.folder} holds other labels: {self.meta} != {meta}")
+            return
+        write_json(self.folder / "meta.json", meta)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        n, size = self.meta["num_items"], self.meta["shard_size"]
+        return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def shard_path(self, start: int, stop: int) -> Path:
+        return self.folder / f"shard-{start:07d}-{stop:07d}.safetensors"
+
+    def missing(self) -> list[tuple[int, int]]:
+        """Shards not yet on disk."""
+        return [r for r in self.ranges() if not self.shard_path(*r).is_file()]
+
+    def compute(
+        self,
+        model: VisionTransformer,
+        data: Dataset,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        device: str = "cpu",
+        progress: Progress | None = None,
+    ) -> int:
+        """Compute this rank's missing shards; returns how many were computed."""
+        meta = self.meta
+        todo = [r for k, r in enumerate(self.ranges()) if k % world_size == rank and r in self.missing()]
+        task = progress.add_task(f"Kernel SHAP labels (rank {rank})", total=len(todo)) if progress else None
+        model = model.to(device).eval()
+        for start, stop in todo:
+            images = torch.stack([data[i][0] for i in range(start, stop)]).to(device)
+            generator = torch.Generator().manual_seed(meta["seed"] * 1_000_003 + start)
+            game = MaskedModelGame(model, images, meta["output"])
+            result = kernel_shap(game, meta["budget"], generator=generator)
+            tensors = {"values": result.values.float()}
+            if result.std_errors is not None:
+                tensors["std_errors"] = result.std_errors.float()
+            write_tensors(self.shard_path(start, stop), tensors)
+            if progress is not None:
+                progress.advance(task)
+        return len(todo)
+
+    def merge(self) -> Path:
+        """Join all shards into ``labels.safetensors`` (atomically); refuses while shards are missing."""
+        missing = self.missing()
+        if missing:
+            raise ValueError(
+                f"label cache {self.folder} still misses {len(missing)} shards, e.g. {missing[0]}"
+            )
+        shards = [load_file(str(self.shard_path(*r))) for r in self.ranges()]
+        merged = {key: torch.cat([s[key] for s in shards]) for key in shards[0]}
+        return write_tensors(self.folder / MERGED, merged)
+
+    def load(self) -> torch.Tensor:
+        """The merged labels ``[N, P, C]``."""
+        path = self.folder / MERGED
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: compute and merge the label cache first")
+        return load_file(str(path))["values"]

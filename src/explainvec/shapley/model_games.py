@@ -1,0 +1,87 @@
+"""Value functions of real models: ``v(S)`` for patch coalitions, by attention masking or pixel filling.
+
+These are the one implementation of "the model on a partial image" that training, Kernel SHAP,
+insertion/deletion and the demo all use.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
+
+from explainvec.models.masking import masked_tokens
+from explainvec.models.vit import grid_size, num_patches
+
+Output = Literal["probability", "logit", "embedding"]
+
+
+def tokens_to_values(model: VisionTransformer, tokens: torch.Tensor, output: Output) -> torch.Tensor:
+    """Values ``[N, C]`` (or ``[N, D]`` for ``embedding``) from final-norm tokens ``[N, T, D]``."""
+    if output == "embedding":
+        return tokens[:, 0]
+    logits = model.forward_head(tokens)
+    return logits.softmax(-1) if output == "probability" else logits
+
+
+class MaskedModelGame:
+    """``v(S)`` for a batch of images: removed patches are masked out as attention keys in every block.
+
+    ``output`` is class probabilities (default), logits, or the final-norm class-token embedding.
+    """
+
+    def __init__(
+        self, model: VisionTransformer, images: torch.Tensor, output: Output = "probability"
+    ) -> None:
+        self.model, self.images, self.output = model, images, output
+        self.num_players = num_patches(model)
+        self.num_inputs = len(images)
+
+    @torch.no_grad()
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        b, m, _ = masks.shape
+        tokens = masked_tokens(self.model, self.images, masks.to(self.images.device))
+        return tokens_to_values(self.model, tokens, self.output).reshape(b, m, -1)
+
+
+class PixelMaskedGame:
+    """``v(S)`` with removed patches replaced in pixel space: by ``fill`` (default 0 = the normalised
+    dataset mean) or, with ``blur=True``, by a heavily blurred copy of the image. For any classifier."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        images: torch.Tensor,
+        grid: tuple[int, int],
+        output: Literal["probability", "logit"] = "probability",
+        fill: float = 0.0,
+        blur: bool = False,
+    ) -> None:
+        self.model, self.images, self.grid, self.output = model, images, grid, output
+        self.num_players = grid[0] * grid[1]
+        self.num_inputs = len(images)
+        if blur:
+            h, w = images.shape[-2:]
+            small = F.interpolate(images, size=grid, mode="area")
+            self.background = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        else:
+            self.background = torch.full_like(images, fill)
+
+    @classmethod
+    def for_vit(cls, model: VisionTransformer, images: torch.Tensor, **kwargs) -> PixelMaskedGame:
+        """The pixel game of a timm ViT on its own patch grid."""
+        return cls(model, images, grid_size(model), **kwargs)
+
+    @torch.no_grad()
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        b, m, _ = masks.shape
+        h, w = self.images.shape[-2:]
+        keep = masks.to(self.images.device).reshape(b, m, 1, *self.grid).float()
+        keep = F.interpolate(keep.reshape(b * m, 1, *self.grid), size=(h, w), mode="nearest")
+        keep = keep.reshape(b, m, 1, h, w)
+        mixed = self.images[:, None] * keep + self.background[:, None] * (1 - keep)
+        logits = self.model(mixed.reshape(b * m, *self.images.shape[1:]))
+        values = logits.softmax(-1) if self.output == "probability" else logits
+        return values.reshape(b, m, -1)

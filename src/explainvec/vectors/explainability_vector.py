@@ -1,0 +1,151 @@
+"""The explainability vector τ = θ_explain − θ_predict: backbone weights only, a value you compute with."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from timm.models.vision_transformer import VisionTransformer
+
+from explainvec.io import write_json, write_tensors
+from explainvec.models.checkpoint import Checkpoint, sidecar_path
+
+HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
+FORMAT = "explainvec-vector/1"
+
+
+def backbone_parameters(model: VisionTransformer) -> dict[str, torch.Tensor]:
+    """Named parameters of the backbone (the classifier head excluded; buffers are not parameters)."""
+    return {n: p.detach() for n, p in model.named_parameters() if not n.startswith(HEAD_PREFIXES)}
+
+
+def block_of(name: str) -> str:
+    """The group a parameter belongs to for per-block λ: ``blocks.<i>`` or its first name component."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "blocks" else parts[0]
+
+
+def _architecture_key(architecture: dict) -> dict:
+    return {k: v for k, v in architecture.items() if k != "num_classes"}
+
+
+class ExplainabilityVector:
+    """Backbone weight differences plus metadata; supports ``+ - *``, ``sum``, ``dot``, ``norm``, apply."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.tensors, self.meta = tensors, meta
+
+    @classmethod
+    def from_checkpoints(cls, explain: Checkpoint, predict: Checkpoint, **recipe) -> ExplainabilityVector:
+        """τ = explain − predict, both fine-tuned from the same base."""
+        if explain.meta.base_fingerprint != predict.meta.base_fingerprint:
+            raise ValueError("the two checkpoints come from different bases (fingerprints differ)")
+        if _architecture_key(explain.meta.architecture) != _architecture_key(predict.meta.architecture):
+            raise ValueError("the two checkpoints have different architectures")
+        a, b = backbone_parameters(explain.model), backbone_parameters(predict.model)
+        tensors = {name: (a[name] - b[name]).clone() for name in a}
+        meta = {
+            "format": FORMAT,
+            "base_fingerprint": explain.meta.base_fingerprint,
+            "architecture": _architecture_key(explain.meta.architecture),
+            "source_data": explain.meta.training.get("data"),
+            "explanation": explain.meta.explanation,
+            "training": explain.meta.training.get("config", {}),
+            **recipe,
+        }
+        return cls(tensors, meta)
+
+    # -- algebra -------------------------------------------------------------------------------------
+    def _combine(self, other: ExplainabilityVector, sign: float) -> ExplainabilityVector:
+        if not isinstance(other, ExplainabilityVector):
+            return NotImplemented
+        if (
+            other.tensors.keys() != self.tensors.keys()
+            or other.meta["base_fingerprint"] != self.meta["base_fingerprint"]
+        ):
+            raise ValueError("vectors of different architectures or bases cannot be combined")
+        tensors = {n: t + sign * other.tensors[n] for n, t in self.tensors.items()}
+        return ExplainabilityVector(tensors, {**self.meta, "combined": True})
+
+    def __add__(self, other: ExplainabilityVector) -> ExplainabilityVector:
+        return self._combine(other, 1.0)
+
+    def __radd__(self, other: object) -> ExplainabilityVector:
+        if isinstance(other, int) and other == 0:  # lets sum([...]) start from 0
+            return self
+        return self.__add__(other)  # type: ignore[arg-type]
+
+    def __sub__(self, other: ExplainabilityVector) -> ExplainabilityVector:
+        return self._combine(other, -1.0)
+
+    def __mul__(self, scale: float) -> ExplainabilityVector:
+        return ExplainabilityVector({n: t * float(scale) for n, t in self.tensors.items()}, dict(self.meta))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> ExplainabilityVector:
+        return self * -1.0
+
+    def dot(self, other: ExplainabilityVector) -> float:
+        """Inner product over all entries."""
+        return float(sum((t.double() * other.tensors[n].double()).sum() for n, t in self.tensors.items()))
+
+    def norm(self) -> float:
+        """Euclidean norm over all entries."""
+        return self.dot(self) ** 0.5
+
+    def block_norms(self) -> dict[str, float]:
+        """Norm per block (``patch_embed``, ``blocks.0`` …, ``norm``)."""
+        squares: dict[str, float] = {}
+        for name, t in self.tensors.items():
+            squares[block_of(name)] = squares.get(block_of(name), 0.0) + float(t.double().pow(2).sum())
+        return {k: v**0.5 for k, v in squares.items()}
+
+    # -- use -----------------------------------------------------------------------------------------
+    def check_compatible(self, checkpoint: Checkpoint, *, force: bool = False) -> None:
+        """Raise ValueError saying why the vector cannot be applied to ``checkpoint``."""
+        architecture = _architecture_key(checkpoint.meta.architecture)
+        if architecture != self.meta["architecture"]:
+            differing = sorted(k for k in architecture.keys() | self.meta["architecture"].keys()
+                               if architecture.get(k) != self.meta["architecture"].get(k))  # fmt: skip
+            raise ValueError(
+                f"the vector was made for another architecture (differs in: {', '.join(differing)})"
+            )
+        if checkpoint.meta.base_fingerprint != self.meta["base_fingerprint"] and not force:
+            raise ValueError(
+                f"the vector was made from base {self.meta['base_fingerprint']}, the model from base "
+                f"{checkpoint.meta.base_fingerprint} (use --force to apply anyway)"
+            )
+
+    def apply_to(self, model: VisionTransformer, lam: float | Mapping[str, float] = 1.0) -> VisionTransformer:
+        """A copy of ``model`` with ``θ + λ·τ``; ``lam`` may map blocks (see ``block_of``) to their own λ."""
+        edited = copy.deepcopy(model)
+        parameters = dict(edited.named_parameters())
+        with torch.no_grad():
+            for name, delta in self.tensors.items():
+                scale = lam.get(block_of(name), 0.0) if isinstance(lam, Mapping) else lam
+                if scale:
+                    parameters[name].add_(delta.to(parameters[name]), alpha=float(scale))
+        return edited
+
+    # -- files ---------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (safetensors) and its JSON sidecar with metadata and per-block norms."""
+        path = Path(path)
+        write_tensors(path, self.tensors)
+        write_json(sidecar_path(path), {**self.meta, "norm": self.norm(), "block_norms": self.block_norms()})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExplainabilityVector:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"vector {path} does not exist")
+        meta = json.loads(sidecar_path(path).read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an explainability vector (format {meta.get('format')!r})")
+        return cls(load_file(str(path)), meta)

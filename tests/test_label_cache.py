@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from explainvec.data import Preprocess, SyntheticDataset
+from explainvec.shapley.label_cache import LabelCache
+
+META = {"value_model": "x", "data": "synthetic:geo", "output": "probability", "budget": 32,
+        "num_items": 8, "num_players": 16, "shard_size": 3, "seed": 0}  # fmt: skip
+
+
+@pytest.fixture
+def data():
+    return SyntheticDataset("geo", "train", size=8, preprocess=Preprocess(image_size=32), patch_size=8)
+
+
+def test_sharded_ranks_equal_one_process_and_resume(tiny_vit, data, tmp_path):
+    single = LabelCache(tmp_path / "one")
+    single.create(META)
+    assert single.compute(tiny_vit, data) == 3
+    single.merge()
+
+    split = LabelCache(tmp_path / "two")
+    split.create(META)
+    assert split.compute(tiny_vit, data, rank=1, world_size=2) == 1
+    with pytest.raises(ValueError, match="misses 2 shards"):
+        split.merge()
+    assert split.compute(tiny_vit, data, rank=0, world_size=2) == 2
+    split.merge()
+    labels = split.load()
+    assert labels.shape == (8, 16, 5)
+    assert torch.equal(labels, single.load())
+
+    # A killed run resumes: only the missing shard is computed again.
+    split.shard_path(3, 6).unlink()
+    assert split.compute(tiny_vit, data) == 1
+    assert torch.equal(split.merge() and split.load(), single.load())
+
+
+def test_other_settings_are_refused(tmp_path):
+    cache = LabelCache(tmp_path)
+    cache.create(META)
+    with pytest.raises(ValueError, match="other labels"):
+        cache.create({**META, "budget": 64})
+    with pytest.raises(FileNotFoundError):
+        _ = LabelCache(tmp_path / "nothing").meta

@@ -1,0 +1,49 @@
+import torch
+from tests.test_checkpoint import meta_for
+
+from explainvec.models.checkpoint import Checkpoint, save_checkpoint
+from explainvec.models.masking import masked_logits
+from explainvec.models.self_explaining import SelfExplainingViT, load
+
+
+@torch.no_grad()
+def test_attributions_sum_to_full_minus_empty(tiny_vit):
+    images = torch.randn(4, 3, 32, 32)
+    for readout in ("probability", "logit"):
+        sem = SelfExplainingViT(tiny_vit, list("abcde"), readout)
+        out = sem(images)
+        assert out.attributions.shape == (4, 16, 5)
+        empty_logits = masked_logits(tiny_vit, images, torch.zeros(4, 16, dtype=torch.bool))
+        values = (lambda z: z.softmax(-1)) if readout == "probability" else (lambda z: z)
+        torch.testing.assert_close(
+            out.attributions.sum(1), values(out.logits) - values(empty_logits), atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(out.logits, tiny_vit(images), atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_empty_value_is_cached_and_invalidated_by_weight_changes(tiny_vit):
+    sem = SelfExplainingViT(tiny_vit, list("abcde"))
+    first = sem.empty_value()
+    assert sem.empty_value() is first
+    tiny_vit.head.bias += 1.0
+    assert not torch.equal(sem.empty_value(), first)
+
+
+@torch.no_grad()
+def test_heatmap_is_the_patch_grid_upsampled(tiny_vit):
+    out = SelfExplainingViT(tiny_vit, list("abcde"))(torch.randn(2, 3, 32, 32))
+    heat = out.heatmap(2)
+    assert heat.shape == (2, 32, 32)
+    assert torch.equal(heat[:, :8, :8], out.attributions[:, 0, 2, None, None].expand(2, 8, 8))
+    assert torch.equal(heat[:, 24:, 8:16], out.attributions[:, 13, 2, None, None].expand(2, 8, 8))
+    predicted = out.for_class()
+    assert torch.equal(predicted, out.attributions[torch.arange(2), :, out.predicted])
+
+
+def test_load_any_checkpoint(tiny_vit, tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", Checkpoint(tiny_vit, meta_for(tiny_vit)))
+    model = load(path)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32))
+    assert model.readout == "probability" and out.class_names == list("abcde")

@@ -1,0 +1,83 @@
+import copy
+
+import pytest
+import torch
+from tests.test_checkpoint import meta_for
+
+from explainvec.models.checkpoint import Checkpoint
+from explainvec.vectors import ExplainabilityVector, backbone_parameters
+
+
+@pytest.fixture
+def pair(tiny_vit):
+    explain = copy.deepcopy(tiny_vit)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in explain.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    meta = meta_for(tiny_vit)
+    return Checkpoint(explain, meta), Checkpoint(tiny_vit, meta)
+
+
+def test_vector_is_the_backbone_difference(pair):
+    explain, predict = pair
+    tau = ExplainabilityVector.from_checkpoints(explain, predict)
+    assert not any(n.startswith("head.") for n in tau.tensors)
+    name = "blocks.2.mlp.fc1.weight"
+    torch.testing.assert_close(
+        tau.tensors[name], explain.model.state_dict()[name] - predict.model.state_dict()[name]
+    )
+    edited = tau.apply_to(predict.model, 1.0)
+    for n, p in backbone_parameters(edited).items():
+        torch.testing.assert_close(p, backbone_parameters(explain.model)[n], atol=1e-6, rtol=0)
+    assert torch.equal(edited.head.weight, predict.model.head.weight)
+
+
+def test_algebra(pair):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    other = tau * 0.5
+    back = (tau + other) - other
+    for n in tau.tensors:
+        torch.testing.assert_close(back.tensors[n], tau.tensors[n])
+    assert sum([tau, tau, tau]).norm() == pytest.approx(3 * tau.norm(), rel=1e-6)
+    assert tau.dot(tau) == pytest.approx(tau.norm() ** 2, rel=1e-9)
+    assert (-tau).dot(tau) == pytest.approx(-(tau.norm() ** 2), rel=1e-9)
+    assert sum(v**2 for v in tau.block_norms().values()) == pytest.approx(tau.norm() ** 2, rel=1e-6)
+
+
+def test_apply_zero_is_identity_and_lambdas_add(pair):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    model = pair[1].model
+    same = tau.apply_to(model, 0.0)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(same.state_dict().values(), model.state_dict().values(), strict=True)
+    )
+    twice = tau.apply_to(tau.apply_to(model, 0.3), 0.5)
+    once = tau.apply_to(model, 0.8)
+    for a, b in zip(twice.parameters(), once.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_per_block_lambda_only_moves_those_blocks(pair):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    model = pair[1].model
+    edited = tau.apply_to(model, {"blocks.3": 1.0})
+    before, after = backbone_parameters(model), backbone_parameters(edited)
+    for n in before:
+        assert torch.equal(before[n], after[n]) != n.startswith("blocks.3")
+
+
+def test_save_load_and_refusals(pair, tmp_path):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    loaded = ExplainabilityVector.load(tau.save(tmp_path / "tau.safetensors"))
+    assert all(torch.equal(loaded.tensors[n], t) for n, t in tau.tensors.items())
+    target = pair[1]
+    other_base = Checkpoint(target.model, target.meta.model_copy(update={"base_fingerprint": "0" * 16}))
+    with pytest.raises(ValueError, match="--force"):
+        loaded.check_compatible(other_base)
+    loaded.check_compatible(other_base, force=True)
+    other_arch = Checkpoint(target.model, target.meta.model_copy(
+        update={"architecture": {**target.meta.architecture, "depth": 2}}))  # fmt: skip
+    with pytest.raises(ValueError, match="depth"):
+        loaded.check_compatible(other_arch, force=True)
