@@ -52,10 +52,18 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     result = invoke("demo", "--preset", "quick", "--out", out)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["preset"] == "quick"
-    assert {"method", "accuracy", "agreement", "forward_passes"} <= set(report["rows"][0])
+    assert report["preset"] == "quick" and report["lambda"] == 1.0
+    rows = {row["method"]: row for row in report["rows"]}
+    assert {"transferred", "lambda0", "source_self_explaining"} <= set(rows)
+    for row in rows.values():
+        assert {"accuracy", "agreement", "shapley_pearson", "forward_passes"} <= set(row)
+        assert -1 <= row["shapley_pearson"] <= 1 and 0 <= row["accuracy"] <= 1
+    # The self-explaining source model explains itself far better than its prediction-only twin.
+    assert rows["source_self_explaining"]["shapley_pearson"] > 0.9
     assert (out / "domains.png").stat().st_size > 10_000
-    assert (out / "models" / "target_predict.safetensors").is_file()
+    assert len(list((out / "heatmaps" / "transferred").glob("*.png"))) == 4
+    for name in ("target_predict", "source_explain", "transferred", "tau"):
+        assert (out / "models" / f"{name}.safetensors").is_file()
 
 
 def test_explain_mode_labels_and_explain_command(tmp_path, base_path):

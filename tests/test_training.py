@@ -30,3 +30,31 @@ def test_finetune_is_seeded(base):
     config = TrainConfig(epochs=1, train_size=128, eval_size=64)
     a, b = finetune(base, "synthetic:geo", config), finetune(base, "synthetic:geo", config)
     assert torch.equal(a.model.head.weight, b.model.head.weight)
+
+
+def test_self_explaining_map_matches_shapley_values(base):
+    """The embedding game makes the single-pass map track Kernel SHAP of the model's own logits."""
+    from explainvec.data import load_data
+    from explainvec.evaluation.fidelity import pearson
+    from explainvec.models.self_explaining import SelfExplainingViT
+    from explainvec.shapley import kernel_shap
+    from explainvec.shapley.model_games import MaskedModelGame
+    from explainvec.training.explain import train_explainer
+
+    predict = finetune(base, "synthetic:geo", TrainConfig(epochs=2, train_size=1000, eval_size=200))
+    config = TrainConfig(epochs=2, train_size=1000, eval_size=200, lr=3e-4, keep_min=1.0, freeze_head=True)
+    sem = train_explainer(base, predict, "synthetic:geo", config, supervision="embedding", alpha=0.05)
+    test = load_data("synthetic:geo", "test", size=16, preprocess=base.meta.preprocess, patch_size=8)
+    images = torch.stack([test[i][0] for i in range(16)])
+    scores = {}
+    for name, checkpoint in (("lambda0", predict), ("sem", sem)):
+        model = SelfExplainingViT(checkpoint.model, checkpoint.meta.class_names, readout="logit")
+        with torch.no_grad():
+            out = model(images)
+        reference = kernel_shap(MaskedModelGame(model.vit, images, "logit"), 512,
+                                generator=torch.Generator().manual_seed(0))  # fmt: skip
+        truth = reference.values[torch.arange(16), :, out.predicted]
+        scores[name] = pearson(out.for_class(), truth).mean().item()
+    assert scores["sem"] >= 0.8, scores
+    assert scores["sem"] > scores["lambda0"] + 0.3, scores
+    assert sem.meta.metrics["val_accuracy"] >= predict.meta.metrics["val_accuracy"] - 0.03

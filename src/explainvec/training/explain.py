@@ -66,7 +66,7 @@ def train_explainer(
         model = copy.deepcopy(value_model.model)
     else:
         model = copy.deepcopy(base.model)
-        replace_head(model, base.meta.class_names, train.class_names)
+        replace_head(model, base.meta.class_names, train.class_names, config.seed)
     history = fit(model, train, config, extra_loss=loss, progress=progress, description=f"explain on {data}")
     accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
     explanation = {

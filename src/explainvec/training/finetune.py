@@ -32,7 +32,7 @@ def finetune(
     train = load_data(data, "train", size=sizes["train"], masks=masks, **load)
     val = load_data(data, "val", size=sizes["val"], masks=masks, **load)
     model = copy.deepcopy(base.model)
-    replace_head(model, base.meta.class_names, train.class_names)
+    replace_head(model, base.meta.class_names, train.class_names, config.seed)
     history = fit(model, train, config, progress=progress, description=f"fine-tune on {data}")
     accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
     meta = CheckpointMeta(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from rich.progress import Progress
 
 from explainvec.data.preprocess import Preprocess
@@ -30,6 +31,7 @@ def pretrain(
     train = load_data(PRETRAIN_DATA, "train", size=config.train_size, **load)
     val = load_data(PRETRAIN_DATA, "val", size=config.eval_size, **load)
     architecture = {**architecture, "num_classes": len(train.class_names)}
+    torch.manual_seed(config.seed)
     model = build_vit(architecture)
     history = fit(model, train, config, progress=progress, description=f"pretrain {preset}")
     accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
