@@ -8,12 +8,10 @@ from typing import Literal
 import torch
 from rich.progress import Progress
 
-from explainvec.data.sources import load_data
-from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
-from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
+from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
-from explainvec.models.vit import patch_size
 from explainvec.training.config import TrainConfig
+from explainvec.training.finetune import load_splits, trained_checkpoint
 from explainvec.training.head import replace_head
 from explainvec.training.loop import fit
 from explainvec.training.supervision import AmortisedGameLoss, LabelRegressionLoss
@@ -41,9 +39,7 @@ def train_explainer(
     cross-entropy + ``alpha`` · explanation loss against the frozen ``value_model``."""
     if value_model.meta.base_fingerprint != base.meta.base_fingerprint:
         raise ValueError("the value model was not fine-tuned from this base (fingerprints differ)")
-    load = {"preprocess": base.meta.preprocess, "patch_size": patch_size(base.model), "seed": config.seed}
-    train = load_data(data, "train", size=config.train_size, masks=masks, **load)
-    val = load_data(data, "val", size=config.eval_size, masks=masks, **load)
+    train, val = load_splits(base, data, config, masks)
     if train.class_names != value_model.meta.class_names:
         raise ValueError(
             f"value model classes {value_model.meta.class_names} differ from {train.class_names}"
@@ -68,7 +64,6 @@ def train_explainer(
         model = copy.deepcopy(base.model)
         replace_head(model, base.meta.class_names, train.class_names, config.seed)
     history = fit(model, train, config, extra_loss=loss, progress=progress, description=f"explain on {data}")
-    accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
     explanation = {
         "readout": READOUT[supervision],
         "supervision": supervision,
@@ -77,14 +72,6 @@ def train_explainer(
         "init": init,
         "value_model": fingerprint(value_model.model.state_dict()),
     }
-    meta = CheckpointMeta(
-        kind="explain",
-        architecture={**base.meta.architecture, "num_classes": len(train.class_names)},
-        class_names=train.class_names,
-        preprocess=base.meta.preprocess,
-        base_fingerprint=base.meta.base_fingerprint,
-        training={"mode": "explain", "data": data, "config": config.model_dump(), "loss": history},
-        metrics={"val_accuracy": accuracy},
-        explanation=explanation,
+    return trained_checkpoint(
+        base, model, data, config, history, val, kind="explain", explanation=explanation
     )
-    return Checkpoint(model.cpu(), meta)

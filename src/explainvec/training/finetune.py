@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 
 from rich.progress import Progress
+from timm.models.vision_transformer import VisionTransformer
+from torch.utils.data import Dataset
 
 from explainvec.data.sources import load_data
 from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
@@ -27,21 +29,44 @@ def finetune(
 
     The result records the base's fingerprint, the data, the config and its validation accuracy.
     """
-    sizes = {"train": config.train_size, "val": config.eval_size}
-    load = {"preprocess": base.meta.preprocess, "patch_size": patch_size(base.model), "seed": config.seed}
-    train = load_data(data, "train", size=sizes["train"], masks=masks, **load)
-    val = load_data(data, "val", size=sizes["val"], masks=masks, **load)
+    train, val = load_splits(base, data, config, masks)
     model = copy.deepcopy(base.model)
     replace_head(model, base.meta.class_names, train.class_names, config.seed)
     history = fit(model, train, config, progress=progress, description=f"fine-tune on {data}")
+    return trained_checkpoint(base, model, data, config, history, val, kind="predict")
+
+
+def load_splits(
+    base: Checkpoint, data: str, config: TrainConfig, masks: str | None
+) -> tuple[Dataset, Dataset]:
+    """The train and val splits of ``data``, preprocessed for ``base``'s model."""
+    load = {"preprocess": base.meta.preprocess, "patch_size": patch_size(base.model), "seed": config.seed}
+    train = load_data(data, "train", size=config.train_size, masks=masks, **load)
+    val = load_data(data, "val", size=config.eval_size, masks=masks, **load)
+    return train, val
+
+
+def trained_checkpoint(
+    base: Checkpoint,
+    model: VisionTransformer,
+    data: str,
+    config: TrainConfig,
+    history: list[float],
+    val: Dataset,
+    *,
+    kind: str,
+    explanation: dict | None = None,
+) -> Checkpoint:
+    """A fine-tuned model with its metadata: base fingerprint, data, config, loss curve, val accuracy."""
     accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
     meta = CheckpointMeta(
-        kind="predict",
-        architecture={**base.meta.architecture, "num_classes": len(train.class_names)},
-        class_names=train.class_names,
+        kind=kind,
+        architecture={**base.meta.architecture, "num_classes": len(val.class_names)},
+        class_names=val.class_names,
         preprocess=base.meta.preprocess,
         base_fingerprint=base.meta.base_fingerprint,
-        training={"mode": "predict", "data": data, "config": config.model_dump(), "loss": history},
+        training={"mode": kind, "data": data, "config": config.model_dump(), "loss": history},
         metrics={"val_accuracy": accuracy},
+        explanation=explanation or {},
     )
     return Checkpoint(model.cpu(), meta)
