@@ -2,6 +2,7 @@
 
 import json
 
+import torch
 from typer.testing import CliRunner
 
 from explainvec.cli.main import app
@@ -110,3 +111,22 @@ def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
         "train", "--base", base_path, "--data", "synthetic:geo", "--mode", "explain", "--out", sem
     )
     assert result.exit_code == 2 and "--value-model" in result.output
+
+    # The vector from the demo, applied by the command line.
+    models = out / "models"
+    edited = tmp_path / "edited.safetensors"
+    result = invoke("apply", "--model", models / "target_predict.safetensors", "--vector", models / "tau.safetensors",
+                    "--lam", "auto", "--data", "synthetic:glyphs", "--images", 32, "--out", edited)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    chosen = load_checkpoint(edited).meta.explanation
+    assert chosen["lambda"] in [p["lam"] for p in chosen["lambda_curve"]]
+    assert "λ curve" in result.output
+    result = invoke("apply", "--model", models / "target_predict.safetensors", "--vector", models / "tau.safetensors",
+                    "--lam", 0, "--out", edited)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    same = load_checkpoint(edited).model.state_dict()
+    target = load_checkpoint(models / "target_predict.safetensors").model.state_dict()
+    assert all(torch.equal(same[n], target[n]) for n in target)
+    result = invoke("apply", "--model", models / "target_predict.safetensors", "--vector", models / "tau.safetensors",
+                    "--lam", "auto", "--out", edited)  # fmt: skip
+    assert result.exit_code == 2 and "--data" in result.output

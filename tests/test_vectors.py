@@ -81,3 +81,16 @@ def test_save_load_and_refusals(pair, tmp_path):
         update={"architecture": {**target.meta.architecture, "depth": 2}}))  # fmt: skip
     with pytest.raises(ValueError, match="depth"):
         loaded.check_compatible(other_arch, force=True)
+
+
+def test_choose_lambda_respects_agreement():
+    from explainvec.vectors import LambdaPoint, choose_lambda
+
+    curve = [
+        LambdaPoint(0.0, 1.0, 0.5, 0.4),
+        LambdaPoint(1.0, 0.995, 0.7, 0.3),
+        LambdaPoint(2.0, 0.9, 0.9, 0.1),
+    ]
+    assert choose_lambda(curve).lam == 1.0
+    assert choose_lambda(curve, min_agreement=0.999).lam == 0.0
+    assert choose_lambda(curve, min_agreement=0.5).lam == 2.0

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import typer
+from rich.table import Table
 
-from explainvec.cli.app import app, console, handle_errors
+from explainvec.cli.app import app, console, handle_errors, progress_bar
+from explainvec.data.sources import load_data
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from explainvec.vectors import ExplainabilityVector
+from explainvec.models.vit import patch_size
+from explainvec.vectors import ExplainabilityVector, LambdaPoint, choose_lambda, lambda_curve
 
 
 @app.command("vector")
@@ -30,22 +34,50 @@ def apply_command(
     model: Path = typer.Option(..., help="Target prediction-only checkpoint."),
     vector: Path = typer.Option(..., help="Explainability vector."),
     out: Path = typer.Option(..., help="Edited checkpoint to write."),
-    lam: float = typer.Option(1.0, help="Scale λ of the vector."),
+    lam: str = typer.Option("1.0", help="Scale λ of the vector, or 'auto' (needs --data; uses no labels)."),
+    data: str | None = typer.Option(None, help="With --lam auto: target data whose val images choose λ."),
+    images: int = typer.Option(128, help="With --lam auto: how many val images."),
+    min_agreement: float = typer.Option(0.99, help="With --lam auto: least top-1 agreement with TARGET."),
     force: bool = typer.Option(False, help="Apply even if the base fingerprints differ."),
 ) -> None:
     """Write TARGET + λ·τ: a model that predicts and explains in one pass, no training."""
     target = load_checkpoint(model)
     tau = ExplainabilityVector.load(vector)
     tau.check_compatible(target, force=force)
-    edited_meta = target.meta.model_copy(
-        update={
-            "kind": "edited",
-            "explanation": {
-                **tau.meta.get("explanation", {}),
-                "lambda": lam,
-                "vector_source": tau.meta["source_data"],
-            },
-        }
-    )
-    save_checkpoint(out, Checkpoint(tau.apply_to(target.model, lam), edited_meta))
-    console.print(f"wrote {out} = {model.name} + {lam}·τ")
+    explanation = {**tau.meta.get("explanation", {}), "vector_source": tau.meta["source_data"]}
+    if lam == "auto":
+        if data is None:
+            raise ValueError("--lam auto needs --data (unlabelled target images to choose λ on)")
+        curve = _lambda_curve(target, tau, data, images, explanation.get("readout", "logit"))
+        chosen = choose_lambda(curve, min_agreement)
+        _print_curve(curve, chosen)
+        value = chosen.lam
+        explanation["lambda_curve"] = [p.as_dict() for p in curve]
+    else:
+        try:
+            value = float(lam)
+        except ValueError as error:
+            raise ValueError(f"--lam must be a number or 'auto', got {lam!r}") from error
+    explanation["lambda"] = value
+    edited_meta = target.meta.model_copy(update={"kind": "edited", "explanation": explanation})
+    save_checkpoint(out, Checkpoint(tau.apply_to(target.model, value), edited_meta))
+    console.print(f"wrote {out} = {model.name} + {value:g}·τ")
+
+
+def _lambda_curve(
+    target: Checkpoint, tau: ExplainabilityVector, data: str, count: int, readout: str
+) -> list[LambdaPoint]:
+    preprocess, patches = target.meta.preprocess, patch_size(target.model)
+    val = load_data(data, "val", preprocess=preprocess, patch_size=patches, size=count)
+    batch = torch.stack([val[i][0] for i in range(min(count, len(val)))])
+    with progress_bar() as progress:
+        return lambda_curve(target.model, tau, batch, readout=readout, progress=progress)
+
+
+def _print_curve(curve: list[LambdaPoint], chosen: LambdaPoint) -> None:
+    table = Table("λ", "agreement", "insertion", "deletion", "ins − del", title="λ curve (no labels used)")
+    for point in curve:
+        cells = [point.agreement, point.insertion, point.deletion, point.score]
+        lam = f"{point.lam:g}" + (" ← chosen" if point is chosen else "")
+        table.add_row(lam, *(f"{c:.3f}" for c in cells))
+    console.print(table)

@@ -1,0 +1,63 @@
+"""Choosing λ on unlabelled target images: best insertion − deletion while predictions stay put."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from rich.progress import Progress
+from timm.models.vision_transformer import VisionTransformer
+
+from explainvec.evaluation.insertion_deletion import insertion_deletion_auc
+from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.vectors.explainability_vector import ExplainabilityVector
+
+DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+@dataclass
+class LambdaPoint:
+    """One λ on the curve: agreement with the unedited model and explanation quality (no labels used)."""
+
+    lam: float
+    agreement: float
+    insertion: float
+    deletion: float
+
+    @property
+    def score(self) -> float:
+        return self.insertion - self.deletion
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "insertion_minus_deletion": self.score}
+
+
+@torch.no_grad()
+def lambda_curve(
+    model: VisionTransformer,
+    tau: ExplainabilityVector,
+    images: torch.Tensor,
+    *,
+    readout: str = "logit",
+    grid: tuple[float, ...] = DEFAULT_GRID,
+    progress: Progress | None = None,
+) -> list[LambdaPoint]:
+    """Agreement and insertion/deletion AUC (predicted class) of ``model + λ·τ`` for each λ in ``grid``."""
+    reference = model(images).argmax(-1)
+    task = progress.add_task("choosing λ", total=len(grid)) if progress else None
+    points = []
+    for lam in grid:
+        edited = tau.apply_to(model, lam).eval()
+        out = SelfExplainingViT(edited, [str(c) for c in range(edited.num_classes)], readout)(images)
+        insertion, deletion = insertion_deletion_auc(edited, images, out.for_class(), out.predicted)
+        agreement = (out.predicted == reference).float().mean().item()
+        points.append(LambdaPoint(lam, agreement, insertion.mean().item(), deletion.mean().item()))
+        if progress is not None:
+            progress.advance(task)
+    return points
+
+
+def choose_lambda(points: list[LambdaPoint], min_agreement: float = 0.99) -> LambdaPoint:
+    """The point with the best insertion − deletion among those with agreement ≥ ``min_agreement``."""
+    allowed = [p for p in points if p.agreement >= min_agreement] or [min(points, key=lambda p: abs(p.lam))]
+    return max(allowed, key=lambda p: p.score)
