@@ -66,6 +66,29 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     for name in ("target_predict", "source_explain", "transferred", "tau"):
         assert (out / "models" / f"{name}.safetensors").is_file()
 
+    # The vector from the demo, applied by the command line.
+    models = out / "models"
+    edited = tmp_path / "edited.safetensors"
+    target_and_tau = (
+        "--model",
+        models / "target_predict.safetensors",
+        "--vector",
+        models / "tau.safetensors",
+    )
+    result = invoke("apply", *target_and_tau, "--lam", "auto", "--data", "synthetic:glyphs", "--images", 32,
+                    "--out", edited)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    chosen = load_checkpoint(edited).meta.explanation
+    assert chosen["lambda"] in [p["lam"] for p in chosen["lambda_curve"]]
+    assert "λ curve" in result.output
+    result = invoke("apply", *target_and_tau, "--lam", 0, "--out", edited)
+    assert result.exit_code == 0, result.output
+    same = load_checkpoint(edited).model.state_dict()
+    target = load_checkpoint(models / "target_predict.safetensors").model.state_dict()
+    assert all(torch.equal(same[n], target[n]) for n in target)
+    result = invoke("apply", *target_and_tau, "--lam", "auto", "--out", edited)
+    assert result.exit_code == 2 and "--data" in result.output
+
 
 def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
     import numpy as np
@@ -111,22 +134,3 @@ def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
         "train", "--base", base_path, "--data", "synthetic:geo", "--mode", "explain", "--out", sem
     )
     assert result.exit_code == 2 and "--value-model" in result.output
-
-    # The vector from the demo, applied by the command line.
-    models = out / "models"
-    edited = tmp_path / "edited.safetensors"
-    result = invoke("apply", "--model", models / "target_predict.safetensors", "--vector", models / "tau.safetensors",
-                    "--lam", "auto", "--data", "synthetic:glyphs", "--images", 32, "--out", edited)  # fmt: skip
-    assert result.exit_code == 0, result.output
-    chosen = load_checkpoint(edited).meta.explanation
-    assert chosen["lambda"] in [p["lam"] for p in chosen["lambda_curve"]]
-    assert "λ curve" in result.output
-    result = invoke("apply", "--model", models / "target_predict.safetensors", "--vector", models / "tau.safetensors",
-                    "--lam", 0, "--out", edited)  # fmt: skip
-    assert result.exit_code == 0, result.output
-    same = load_checkpoint(edited).model.state_dict()
-    target = load_checkpoint(models / "target_predict.safetensors").model.state_dict()
-    assert all(torch.equal(same[n], target[n]) for n in target)
-    result = invoke("apply", "--model", models / "target_predict.safetensors", "--vector", models / "tau.safetensors",
-                    "--lam", "auto", "--out", edited)  # fmt: skip
-    assert result.exit_code == 2 and "--data" in result.output
