@@ -1,5 +1,6 @@
 """Training on real data: the session's pretrained base and fine-tuning from it."""
 
+import pytest
 import torch
 
 from explainvec.evaluation.evaluate import evaluate_checkpoint
@@ -58,3 +59,29 @@ def test_self_explaining_map_matches_shapley_values(base):
     assert scores["sem"] >= 0.8, scores
     assert scores["sem"] > scores["lambda0"] + 0.3, scores
     assert sem.meta.metrics["val_accuracy"] >= predict.meta.metrics["val_accuracy"] - 0.03
+
+
+@pytest.mark.slow
+def test_acceptance_self_explaining_vs_exact_shapley(base):
+    """Issue acceptance at full size: Pearson ≥ 0.8 with exact Shapley values, accuracy within 2 points."""
+    from explainvec.data import load_data
+    from explainvec.evaluation.fidelity import pearson
+    from explainvec.models.self_explaining import SelfExplainingViT
+    from explainvec.shapley import exact_shapley
+    from explainvec.shapley.model_games import MaskedModelGame
+    from explainvec.training.explain import train_explainer
+
+    predict = finetune(base, "synthetic:geo", TrainConfig(epochs=4))
+    config = TrainConfig(epochs=4, lr=3e-4, keep_min=1.0, freeze_head=True)
+    sem = train_explainer(base, predict, "synthetic:geo", config, supervision="embedding", alpha=0.05)
+    predict_accuracy, sem_accuracy = (
+        evaluate_checkpoint(c, "synthetic:geo").accuracy for c in (predict, sem)
+    )
+    assert sem_accuracy >= predict_accuracy - 0.02
+    test = load_data("synthetic:geo", "test", size=4, preprocess=base.meta.preprocess, patch_size=8)
+    images = torch.stack([test[i][0] for i in range(4)])
+    model = SelfExplainingViT.from_checkpoint(sem)
+    with torch.no_grad():
+        out = model(images)
+    exact = exact_shapley(MaskedModelGame(model.vit, images, model.readout), chunk_size=4096)
+    assert pearson(out.for_class(), exact.values[torch.arange(4), :, out.predicted]).mean() >= 0.8

@@ -7,12 +7,14 @@ from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
 from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
+from explainvec.vectors import ExplainabilityVector, choose_lambda, lambda_curve
 
 __all__ = [
     "DOMAINS",
     "GRID_PRESETS",
     "Checkpoint",
     "CheckpointMeta",
+    "ExplainabilityVector",
     "Explanation",
     "ImageFolderDataset",
     "MaskedModelGame",
@@ -22,9 +24,11 @@ __all__ = [
     "SyntheticDataset",
     "TrainConfig",
     "build_vit",
+    "choose_lambda",
     "exact_shapley",
     "finetune",
     "kernel_shap",
+    "lambda_curve",
     "load",
     "load_checkpoint",
     "load_data",
