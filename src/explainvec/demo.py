@@ -9,7 +9,6 @@ import torch
 from pydantic import BaseModel
 from rich.progress import Progress
 
-from explainvec.data.sources import load_data
 from explainvec.evaluation.evaluate import evaluate_checkpoint
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
 from explainvec.evaluation.explanation_metrics import explanation_metrics, kernel_shap_attributor, single_pass
@@ -17,7 +16,6 @@ from explainvec.evaluation.report import Report, ReportRow
 from explainvec.evaluation.samples import plot_domain_samples
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
-from explainvec.models.vit import patch_size
 from explainvec.training.base_cache import cached_base
 from explainvec.training.config import TrainConfig
 from explainvec.training.explain import train_explainer
@@ -129,9 +127,9 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
             row("source_lambda0", source_predict, settings.source, source_predict),
         ],
     )
-    _heatmaps(transferred, settings.target, out / "heatmaps" / "transferred")
+    _heatmaps(transferred, settings.target, out / "heatmaps" / "transferred", readout)
     _heatmaps(target_predict, settings.target, out / "heatmaps" / "lambda0", readout)
-    _heatmaps(source_sem, settings.source, out / "heatmaps" / "source_self_explaining")
+    _heatmaps(source_sem, settings.source, out / "heatmaps" / "source_self_explaining", readout)
     plot_domain_samples([settings.source, settings.target], base.meta.preprocess, out / "domains.png")
     report = Report(
         title=f"explainvec demo ({preset})",
@@ -161,21 +159,14 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
     return report
 
 
-def _test_split(checkpoint: Checkpoint, data: str, count: int, split: str = "test"):
-    preprocess, patches = checkpoint.meta.preprocess, patch_size(checkpoint.model)
-    return load_data(data, split, preprocess=preprocess, patch_size=patches, size=count)
-
-
 def _images(checkpoint: Checkpoint, data: str, count: int, split: str = "test") -> torch.Tensor:
-    test = _test_split(checkpoint, data, count, split)
-    return torch.stack([test[i][0] for i in range(count)])
+    part = checkpoint.load_split(data, split, size=count)
+    return torch.stack([part[i][0] for i in range(count)])
 
 
-def _heatmaps(checkpoint: Checkpoint, data: str, folder: Path, readout: str | None = None) -> None:
-    test = _test_split(checkpoint, data, HEATMAP_IMAGES)
-    sem = SelfExplainingViT.from_checkpoint(checkpoint)
-    if readout is not None:
-        sem.readout = readout
+def _heatmaps(checkpoint: Checkpoint, data: str, folder: Path, readout: str) -> None:
+    test = checkpoint.load_split(data, "test", size=HEATMAP_IMAGES)
+    sem = SelfExplainingViT(checkpoint.model, checkpoint.meta.class_names, readout)
     items = [
         ImageItem(f"{i:03d}-{test.class_names[test[i][1]]}", test[i][0], test[i][2]) for i in range(len(test))
     ]

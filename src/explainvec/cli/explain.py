@@ -9,11 +9,9 @@ from timm.data import create_transform
 
 from explainvec.cli.app import app, console, handle_errors
 from explainvec.data.folder import IMAGE_SUFFIXES, open_rgb
-from explainvec.data.sources import load_data
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
-from explainvec.models.vit import patch_size
 
 
 def _files(inputs: list[Path]) -> list[Path]:
@@ -46,9 +44,7 @@ def explain_command(
     files = _files(images or [])
     items = [ImageItem(f"{i:03d}-{f.stem}", transform(open_rgb(f))) for i, f in enumerate(files)]
     if data:
-        test = load_data(
-            data, "test", preprocess=preprocess, patch_size=patch_size(checkpoint.model), size=count
-        )
+        test = checkpoint.load_split(data, "test", size=count)
         for i in range(min(count, len(test))):
             image, label, mask = test[i]
             items.append(ImageItem(f"{data.split(':')[-1]}-{i:03d}-{test.class_names[label]}", image,

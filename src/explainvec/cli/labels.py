@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
-from explainvec.data.sources import load_data
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.models.fingerprint import fingerprint
-from explainvec.models.vit import num_patches, patch_size
+from explainvec.models.vit import num_patches
 from explainvec.shapley.label_cache import LabelCache
 
 
@@ -30,14 +29,7 @@ def labels_command(
 ) -> None:
     """Compute the Kernel SHAP label cache for `train --mode explain --supervision labels`."""
     checkpoint = load_checkpoint(value_model)
-    train = load_data(
-        data,
-        "train",
-        preprocess=checkpoint.meta.preprocess,
-        patch_size=patch_size(checkpoint.model),
-        size=train_size,
-        seed=seed,
-    )
+    train = checkpoint.load_split(data, "train", size=train_size, seed=seed)
     cache = LabelCache(out)
     cache.create(
         {

@@ -9,9 +9,7 @@ import typer
 from rich.table import Table
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
-from explainvec.data.sources import load_data
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from explainvec.models.vit import patch_size
 from explainvec.vectors import ExplainabilityVector, LambdaPoint, choose_lambda, lambda_curve
 
 
@@ -67,8 +65,7 @@ def apply_command(
 def _lambda_curve(
     target: Checkpoint, tau: ExplainabilityVector, data: str, count: int, readout: str
 ) -> list[LambdaPoint]:
-    preprocess, patches = target.meta.preprocess, patch_size(target.model)
-    val = load_data(data, "val", preprocess=preprocess, patch_size=patches, size=count)
+    val = target.load_split(data, "val", size=count)
     batch = torch.stack([val[i][0] for i in range(min(count, len(val)))])
     with progress_bar() as progress:
         return lambda_curve(target.model, tau, batch, readout=readout, progress=progress)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from rich.progress import Progress
 
-from explainvec.data.sources import load_data
 from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
 from explainvec.evaluation.report import ReportRow
 from explainvec.models.checkpoint import Checkpoint
-from explainvec.models.vit import patch_size
 
 
 def evaluate_checkpoint(
@@ -24,15 +22,7 @@ def evaluate_checkpoint(
     progress: Progress | None = None,
 ) -> ReportRow:
     """Accuracy on the test split, and agreement of top-1 predictions with ``reference`` when given."""
-    test = load_data(
-        data,
-        "test",
-        preprocess=checkpoint.meta.preprocess,
-        patch_size=patch_size(checkpoint.model),
-        size=size,
-        seed=seed,
-        masks=masks,
-    )
+    test = checkpoint.load_split(data, "test", size=size, seed=seed, masks=masks)
     if test.class_names != checkpoint.meta.class_names:
         raise ValueError(
             f"the model's classes {checkpoint.meta.class_names} differ from the data's {test.class_names}"

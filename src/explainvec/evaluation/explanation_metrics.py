@@ -8,27 +8,27 @@ import torch
 
 from explainvec.evaluation.fidelity import pearson
 from explainvec.evaluation.insertion_deletion import insertion_deletion_auc
-from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.models.self_explaining import Explanation, SelfExplainingViT
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
 
-Attributor = Callable[[SelfExplainingViT, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``(model, images, classes) -> attributions [B, P]``: a way to explain, e.g. Kernel SHAP at a budget."""
+Attributor = Callable[[SelfExplainingViT, torch.Tensor, Explanation], torch.Tensor]
+"""``(model, images, single-pass output) -> attributions [B, P]`` of the predicted classes: a way to
+explain, e.g. Kernel SHAP at a budget. The single-pass output is computed once and shared."""
 
 
-def single_pass(model: SelfExplainingViT, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def single_pass(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
     """The model's own one-forward-pass map."""
-    with torch.no_grad():
-        return model(images).for_class(classes)
+    return out.for_class()
 
 
 def kernel_shap_attributor(budget: int, seed: int = 1) -> Attributor:
     """Kernel SHAP with ``budget`` evaluations of the model's own read-out game."""
 
-    def attribute(model: SelfExplainingViT, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    def attribute(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
         game = MaskedModelGame(model.vit, images, model.readout)
         values = kernel_shap(game, budget, generator=torch.Generator().manual_seed(seed)).values
-        return values[torch.arange(len(images)), :, classes]
+        return values[torch.arange(len(images)), :, out.predicted]
 
     return attribute
 
@@ -43,10 +43,10 @@ def explanation_metrics(
     """Insertion/deletion AUC (probabilities, attention masking) and Pearson with Kernel SHAP at
     ``reference_budget`` of the model's read-out game, for the predicted class, averaged over images."""
     with torch.no_grad():
-        predicted = model(images).predicted
-    attributions = attributor(model, images, predicted)
-    reference = kernel_shap_attributor(reference_budget, seed=0)(model, images, predicted)
-    insertion, deletion = insertion_deletion_auc(model.vit, images, attributions, predicted)
+        out = model(images)
+    attributions = attributor(model, images, out)
+    reference = kernel_shap_attributor(reference_budget, seed=0)(model, images, out)
+    insertion, deletion = insertion_deletion_auc(model.vit, images, attributions, out.predicted)
     return {
         "insertion_auc": insertion.mean().item(),
         "deletion_auc": deletion.mean().item(),

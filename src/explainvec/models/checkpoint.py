@@ -10,10 +10,12 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
+from torch.utils.data import Dataset
 
 from explainvec.data.preprocess import Preprocess
+from explainvec.data.sources import load_data
 from explainvec.io import write_json, write_tensors
-from explainvec.models.vit import build_vit
+from explainvec.models.vit import build_vit, patch_size
 
 FORMAT = "explainvec-checkpoint/1"
 
@@ -38,6 +40,12 @@ class Checkpoint:
 
     model: VisionTransformer
     meta: CheckpointMeta
+
+    def load_split(self, data: str, split: str, **kwargs) -> Dataset:
+        """A split of ``data`` preprocessed for this model; ``kwargs`` (size, seed, masks) go to load_data."""
+        return load_data(
+            data, split, preprocess=self.meta.preprocess, patch_size=patch_size(self.model), **kwargs
+        )
 
 
 def sidecar_path(path: str | Path) -> Path:

@@ -8,10 +8,8 @@ from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
-from explainvec.data.sources import load_data
 from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
-from explainvec.models.vit import patch_size
 from explainvec.training.config import TrainConfig
 from explainvec.training.head import replace_head
 from explainvec.training.loop import fit
@@ -40,9 +38,8 @@ def load_splits(
     base: Checkpoint, data: str, config: TrainConfig, masks: str | None
 ) -> tuple[Dataset, Dataset]:
     """The train and val splits of ``data``, preprocessed for ``base``'s model."""
-    load = {"preprocess": base.meta.preprocess, "patch_size": patch_size(base.model), "seed": config.seed}
-    train = load_data(data, "train", size=config.train_size, masks=masks, **load)
-    val = load_data(data, "val", size=config.eval_size, masks=masks, **load)
+    train = base.load_split(data, "train", size=config.train_size, masks=masks, seed=config.seed)
+    val = base.load_split(data, "val", size=config.eval_size, masks=masks, seed=config.seed)
     return train, val
 
 
