@@ -10,7 +10,7 @@ import argparse
 import torch
 
 from explainvec.data import load_data
-from explainvec.evaluation.fidelity import pearson
+from explainvec.evaluation.metrics import pearson
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.shapley import exact_shapley, kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame

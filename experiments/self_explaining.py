@@ -18,7 +18,7 @@ import torch
 
 from explainvec.data import load_data
 from explainvec.evaluation.evaluate import evaluate_checkpoint
-from explainvec.evaluation.fidelity import pearson
+from explainvec.evaluation.metrics import pearson
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.shapley import exact_shapley, kernel_shap

@@ -29,12 +29,26 @@ def test_pretrain_train_evaluate(tmp_path):
 
     out = tmp_path / "report"
     result = invoke("evaluate", "--model", model, "--data", "synthetic:geo", "--out", out, "--size", 64,
-                    "--reference", model)  # fmt: skip
+                    "--reference", model, "--images", 6, "--reference-budget", 64,
+                    "--baselines", "kernelshap32,random")  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    (row,) = report["rows"]
-    assert row["method"] == "model" and 0 <= row["accuracy"] <= 1 and row["agreement"] == 1.0
+    rows = {row["method"]: row for row in report["rows"]}
+    assert list(rows) == ["model", "lambda0", "kernelshap32", "random"]
+    assert 0 <= rows["model"]["accuracy"] <= 1 and rows["model"]["agreement"] == 1.0
+    assert rows["kernelshap32"]["forward_passes"] == 32 and rows["model"]["forward_passes"] == 1
+    interval = rows["model"]["metrics"]["mask_mass"]
+    assert interval["low"] <= interval["mean"] <= interval["high"]
+    assert set(report["details"]["equivalent_kernel_shap_budget"]) == {"pearson", "insertion_minus_deletion"}
     assert "| model |" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "<table>" in page  # budget curve, examples
+    for figure in report["figures"]:
+        assert (out / figure["path"]).stat().st_size > 1000
+
+    result = invoke("evaluate", "--model", model, "--data", "synthetic:geo", "--out", out,
+                    "--baselines", "saliency-of-my-dreams")  # fmt: skip
+    assert result.exit_code == 2 and "unknown baseline" in result.output
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, base_path):

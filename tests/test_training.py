@@ -36,7 +36,7 @@ def test_finetune_is_seeded(base):
 def test_self_explaining_map_matches_shapley_values(base):
     """The embedding game makes the single-pass map track Kernel SHAP of the model's own logits."""
     from explainvec.data import load_data
-    from explainvec.evaluation.fidelity import pearson
+    from explainvec.evaluation.metrics import pearson
     from explainvec.models.self_explaining import SelfExplainingViT
     from explainvec.shapley import kernel_shap
     from explainvec.shapley.model_games import MaskedModelGame
@@ -65,7 +65,7 @@ def test_self_explaining_map_matches_shapley_values(base):
 def test_acceptance_self_explaining_vs_exact_shapley(base):
     """Issue acceptance at full size: Pearson ≥ 0.8 with exact Shapley values, accuracy within 2 points."""
     from explainvec.data import load_data
-    from explainvec.evaluation.fidelity import pearson
+    from explainvec.evaluation.metrics import pearson
     from explainvec.models.self_explaining import SelfExplainingViT
     from explainvec.shapley import exact_shapley
     from explainvec.shapley.model_games import MaskedModelGame
@@ -85,3 +85,35 @@ def test_acceptance_self_explaining_vs_exact_shapley(base):
         out = model(images)
     exact = exact_shapley(MaskedModelGame(model.vit, images, model.readout), chunk_size=4096)
     assert pearson(out.for_class(), exact.values[torch.arange(4), :, out.predicted]).mean() >= 0.8
+
+
+def test_shared_vector_makes_each_source_model_explain_its_own_embedding(base):
+    """τ trained on two source models at once lowers each one's embedding-game loss on unseen images."""
+    from explainvec.shapley.model_games import MaskedModelGame
+    from explainvec.shapley.sampling import sample_kernel_coalitions
+    from explainvec.training.shared_vector import train_shared_vector
+
+    config = TrainConfig(epochs=1, train_size=256, eval_size=64)
+    predicts = [finetune(base, d, config) for d in ("synthetic:geo", "synthetic:geo-pastel")]
+    tau = train_shared_vector(base, predicts, config.model_copy(update={"epochs": 2, "lr": 1e-3}), alpha=1.0)
+    assert tau.meta["source_data"] == ["synthetic:geo", "synthetic:geo-pastel"]
+    assert tau.meta["base_fingerprint"] == base.meta.base_fingerprint
+    for predict in predicts:
+        test = predict.load_split(predict.meta.training["data"], "test", size=32)
+        images = torch.stack([test[i][0] for i in range(32)])
+        masks = sample_kernel_coalitions(32, 16, 16, generator=torch.Generator().manual_seed(5))
+        target = MaskedModelGame(predict.model, images, "embedding")
+        losses = []
+        for lam in (0.0, 1.0):
+            edited = tau.apply_to(predict.model, lam).eval()
+            with torch.no_grad():
+                tokens = edited.forward_features(images)
+                full = target(torch.ones(32, 1, 16, dtype=torch.bool))[:, 0]
+                empty = target(torch.zeros(32, 1, 16, dtype=torch.bool))[:, 0]
+                phi = tokens[:, 1:] - tokens[:, 1:].mean(1, keepdim=True) + ((full - empty) / 16)[:, None]
+                predicted = empty[:, None] + masks.float() @ phi
+                losses.append((predicted - target(masks)).pow(2).mean().item())
+        assert losses[1] < 0.8 * losses[0], losses
+    with pytest.raises(ValueError, match="fingerprints differ"):
+        other = predicts[0].meta.model_copy(update={"base_fingerprint": "someone-else"})
+        train_shared_vector(base, [type(predicts[0])(predicts[0].model, other)], config)

@@ -9,11 +9,11 @@ import torch
 from pydantic import BaseModel
 from rich.progress import Progress
 
-from explainvec.evaluation.evaluate import evaluate_checkpoint
+from explainvec.evaluation.evaluate import suite_report
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
-from explainvec.evaluation.explanation_metrics import explanation_metrics, kernel_shap_attributor, single_pass
-from explainvec.evaluation.report import Report, ReportRow
+from explainvec.evaluation.report import Figure, Report
 from explainvec.evaluation.samples import plot_domain_samples
+from explainvec.evaluation.suite import SuiteConfig
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.training.base_cache import cached_base
@@ -32,16 +32,27 @@ class DemoPreset(BaseModel):
     eval_size: int
     fidelity_images: int
     reference_budget: int = 2048
+    budgets: list[int] = [16, 32, 64, 150, 300, 600]
     source: str = "synthetic:geo"
     target: str = "synthetic:glyphs"
 
 
 DEMO_PRESETS = {
     "quick": DemoPreset(
-        grid="4x4", epochs=2, train_size=1000, eval_size=300, fidelity_images=32, reference_budget=512
+        grid="4x4",
+        epochs=2,
+        train_size=1000,
+        eval_size=300,
+        fidelity_images=16,
+        reference_budget=256,
+        budgets=[16, 32, 64, 150],
     ),
-    "4x4": DemoPreset(grid="4x4", epochs=4, train_size=2000, eval_size=500, fidelity_images=64),
-    "7x7": DemoPreset(grid="7x7", epochs=4, train_size=2000, eval_size=500, fidelity_images=64),
+    "4x4": DemoPreset(
+        grid="4x4", epochs=4, train_size=2000, eval_size=500, fidelity_images=64, reference_budget=512
+    ),
+    "7x7": DemoPreset(
+        grid="7x7", epochs=4, train_size=2000, eval_size=500, fidelity_images=32, reference_budget=1024
+    ),
 }
 HEATMAP_IMAGES = 4
 
@@ -82,8 +93,13 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
     tau = ExplainabilityVector.from_checkpoints(source_sem, source_predict)
     tau.save(out / "models" / "tau.safetensors")
     readout = source_sem.meta.explanation["readout"]
-    curve = lambda_curve(target_predict.model, tau, _images(target_predict, settings.target, 128, "val"),
-                         readout=readout, progress=progress)  # fmt: skip
+    curve = lambda_curve(
+        target_predict.model,
+        tau,
+        _images(target_predict, settings.target, 128, "val"),
+        readout=readout,
+        progress=progress,
+    )
     lam = choose_lambda(curve).lam
     transferred = Checkpoint(
         tau.apply_to(target_predict.model, lam),
@@ -100,61 +116,56 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
     )
     save_checkpoint(out / "models" / "transferred.safetensors", transferred)
 
-    def row(method, checkpoint, data, reference, attributor=single_pass, passes=1) -> ReportRow:
-        result = evaluate_checkpoint(
-            checkpoint, data, method=method, reference=reference, size=settings.eval_size, progress=progress
-        )
-        sem = SelfExplainingViT(checkpoint.model, checkpoint.meta.class_names, readout).eval()
-        images = _images(checkpoint, data, settings.fidelity_images)
-        metrics = explanation_metrics(sem, images, attributor, reference_budget=settings.reference_budget)
-        return result.model_copy(update={**metrics, "forward_passes": passes})
-
-    rows = timed(
+    suite = SuiteConfig(reference_budget=settings.reference_budget, budgets=settings.budgets)
+    common = {
+        "images": settings.fidelity_images,
+        "size": settings.eval_size,
+        "config": suite,
+        "progress": progress,
+    }
+    report = timed(
         "evaluate",
-        lambda: [
-            row("transferred", transferred, settings.target, target_predict),
-            row("lambda0", target_predict, settings.target, target_predict),
-            row(
-                "kernelshap150",
-                target_predict,
-                settings.target,
-                target_predict,
-                kernel_shap_attributor(150),
-                150,
-            ),
-            row("oracle", oracle, settings.target, target_predict),
-            row("source_self_explaining", source_sem, settings.source, source_predict),
-            row("source_lambda0", source_predict, settings.source, source_predict),
-        ],
+        lambda: suite_report(
+            transferred,
+            settings.target,
+            out,
+            name="transferred",
+            reference=target_predict,
+            oracle=oracle,
+            vector=tau,
+            title=f"explainvec demo ({preset})",
+            **common,
+        ),
     )
+    source_report = suite_report(
+        source_sem,
+        settings.source,
+        out / "source",
+        name="source_self_explaining",
+        reference=source_predict,
+        baselines=(),
+        **{**common, "config": suite.model_copy(update={"budgets": []})},
+    )
+    for row in source_report.rows:
+        row.method = "source_lambda0" if row.method == "lambda0" else row.method
     _heatmaps(transferred, settings.target, out / "heatmaps" / "transferred", readout)
     _heatmaps(target_predict, settings.target, out / "heatmaps" / "lambda0", readout)
     _heatmaps(source_sem, settings.source, out / "heatmaps" / "source_self_explaining", readout)
     plot_domain_samples([settings.source, settings.target], base.meta.preprocess, out / "domains.png")
-    report = Report(
-        title=f"explainvec demo ({preset})",
-        data=settings.target,
-        preset=preset,
-        lambda_=lam,
-        rows=rows,
-        notes=[
-            f"source {settings.source} → target {settings.target}; "
-            f"τ norm {tau.norm():.3f}; λ = {lam:g}, chosen without labels on 128 target val images "
-            "(best insertion − deletion with ≥ 99 % agreement; curve in models/transferred.json)",
-            "source_* rows are measured on the source test split, the others on the target's; "
-            "oracle: a self-explaining model trained on the target itself",
-            "insertion/deletion AUC: probability of the predicted class as patches ranked by the map are "
-            "added / removed by attention masking",
-            f"shapley_pearson: per-image Pearson of the single-pass map (predicted class, {readout} "
-            f"read-out) with Kernel SHAP-{settings.reference_budget} of the same model, mean over "
-            f"{settings.fidelity_images} images",
-            "agreement: top-1 agreement with the unedited prediction-only model of the same data",
-            f"base: {settings.grid} tiny ViT, mixture val accuracy {base.meta.metrics['val_accuracy']:.3f}",
-            "wall-clock seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
-            "heatmaps: heatmaps/transferred/, heatmaps/lambda0/, heatmaps/source_self_explaining/",
-            "![samples of the source and target domains](domains.png)",
-        ],
-    )
+    report.preset = preset
+    report.rows += source_report.rows
+    report.figures.append(Figure(path="domains.png", caption="samples of the source and target domains"))
+    report.notes = [
+        f"source {settings.source} → target {settings.target}; τ norm {tau.norm():.3f}; λ = {lam:g}, chosen "
+        "without labels on 128 target val images (best insertion − deletion with ≥ 99 % agreement)",
+        "source_* rows are measured on the source test split (full report in source/), the others on the "
+        "target's; oracle: a self-explaining model trained on the target itself; random_vector: a random "
+        "vector with τ's per-block norms applied at the same λ",
+        *report.notes,
+        f"base: {settings.grid} tiny ViT, mixture val accuracy {base.meta.metrics['val_accuracy']:.3f}",
+        "wall-clock seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
+        "heatmaps per image: heatmaps/transferred/, heatmaps/lambda0/, heatmaps/source_self_explaining/",
+    ]
     report.write(out)
     return report
 

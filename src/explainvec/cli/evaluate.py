@@ -1,4 +1,4 @@
-"""``explainvec evaluate``: a report on a checkpoint's test split."""
+"""``explainvec evaluate``: the evaluation suite's report on a checkpoint's test split."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 import typer
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
-from explainvec.evaluation.evaluate import evaluate_checkpoint
-from explainvec.evaluation.report import Report
+from explainvec.evaluation.baselines import get_attributor
+from explainvec.evaluation.evaluate import BASELINES, suite_report
+from explainvec.evaluation.suite import SuiteConfig
 from explainvec.models.checkpoint import load_checkpoint
+from explainvec.vectors import ExplainabilityVector
 
 
 @app.command("evaluate")
@@ -17,26 +19,47 @@ from explainvec.models.checkpoint import load_checkpoint
 def evaluate_command(
     model: Path = typer.Option(..., help="Checkpoint to evaluate."),
     data: str = typer.Option(..., help="synthetic:<domain> or an image folder."),
-    out: Path = typer.Option(..., help="Folder for report.json and report.md."),
-    reference: Path | None = typer.Option(None, help="Unedited model: report prediction agreement with it."),
+    out: Path = typer.Option(..., help="Folder for report.json, report.md, report.html and figures."),
+    reference: Path | None = typer.Option(
+        None, help="Unedited model: agreement is measured against it, λ = 0 and the baselines run on it."
+    ),
+    oracle: Path | None = typer.Option(None, help="A self-explaining model trained on DATA itself."),
+    vector: Path | None = typer.Option(
+        None,
+        help="The vector applied to MODEL: adds a norm-matched random-vector control (needs --reference).",
+    ),
+    baselines: str = typer.Option(
+        ",".join(BASELINES),
+        help="Comma-separated: kernelshap<N>, random, rollout, integrated_gradients; '' = none.",
+    ),
+    images: int = typer.Option(64, min=2, help="Test images for the explanation metrics."),
+    reference_budget: int = typer.Option(2048, min=4, help="Kernel SHAP budget of the fidelity reference."),
     masks: str | None = typer.Option(None, help="Mask folder beside an image folder."),
-    size: int | None = typer.Option(None, help="Synthetic data only: test images."),
-    device: str = typer.Option("cpu"),
+    size: int | None = typer.Option(None, help="Synthetic data only: test images for accuracy."),
 ) -> None:
-    """Evaluate MODEL on the test split of DATA and write DIR/report.json and DIR/report.md."""
+    """Evaluate MODEL (and baselines) on the test split of DATA: accuracy, agreement, insertion/deletion,
+    fidelity to Shapley values, localisation, sensitivity-n and cost, with 95 % bootstrap intervals."""
+    names = tuple(b.strip() for b in baselines.split(",") if b.strip())
+    for name in names:
+        get_attributor(name)  # unknown names fail before any work
+    if vector is not None and reference is None:
+        raise typer.BadParameter("--vector needs --reference (the model it was applied to)")
     checkpoint = load_checkpoint(model)
-    reference_checkpoint = load_checkpoint(reference) if reference else None
     with progress_bar() as progress:
-        row = evaluate_checkpoint(
+        report = suite_report(
             checkpoint,
             data,
-            reference=reference_checkpoint,
+            out,
+            reference=load_checkpoint(reference) if reference else None,
+            oracle=load_checkpoint(oracle) if oracle else None,
+            vector=ExplainabilityVector.load(vector) if vector else None,
+            baselines=names,
+            images=images,
             size=size,
             masks=masks,
-            device=device,
+            config=SuiteConfig(reference_budget=reference_budget),
+            title=f"Evaluation of {model.name}",
             progress=progress,
         )
-    report = Report(title=f"Evaluation of {model.name}", data=data, rows=[row])
-    path = report.write(out)
     console.print(report.to_markdown(), highlight=False, markup=False)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {out / 'report.json'}, {out / 'report.html'}")

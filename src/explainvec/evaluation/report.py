@@ -1,29 +1,49 @@
-"""The evaluation report: one row per method, written as JSON and Markdown."""
+"""The evaluation report: one row per method, written as ``report.json``, ``report.md`` and a
+self-contained ``report.html`` (figures embedded)."""
 
 from __future__ import annotations
 
+import base64
+import html
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from explainvec.evaluation.metrics import METRICS
 from explainvec.io import atomic_write, write_json
+
+LOWER_IS_BETTER = {name for name, metric in METRICS.items() if not metric.higher_is_better} | {
+    "forward_passes",
+    "ms_per_image",
+}
 
 
 class ReportRow(BaseModel):
-    """One method's numbers; ``None`` where a metric was not measured."""
+    """One method's numbers; ``None`` where a metric was not measured. ``metrics`` holds every metric of
+    the suite as ``{"mean", "low", "high"}`` (95 % bootstrap interval over images)."""
 
     method: str
     accuracy: float | None = None
     agreement: float | None = None
     insertion_auc: float | None = None
     deletion_auc: float | None = None
+    insertion_minus_deletion: float | None = None
     shapley_pearson: float | None = None
     forward_passes: int | None = None
+    ms_per_image: float | None = None
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
     extra: dict = Field(default_factory=dict)
 
 
+class Figure(BaseModel):
+    """A PNG beside the report (path relative to the report's folder) and its caption."""
+
+    path: str
+    caption: str
+
+
 class Report(BaseModel):
-    """A report on one dataset: ``report.json`` and ``report.md`` share this schema."""
+    """A report on one dataset: ``report.json``, ``report.md`` and ``report.html`` share this schema."""
 
     title: str
     data: str
@@ -31,31 +51,135 @@ class Report(BaseModel):
     lambda_: float | None = Field(default=None, alias="lambda")
     rows: list[ReportRow] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    figures: list[Figure] = Field(default_factory=list)
+    details: dict = Field(default_factory=dict)
 
     model_config = {"populate_by_name": True}
 
-    def to_markdown(self) -> str:
-        """The report as a Markdown table with its notes."""
-        columns = [c for c in ReportRow.model_fields if c not in ("method", "extra")]
+    # -- tables --------------------------------------------------------------------------------------
+    def _headline(self) -> tuple[list[str], list[list[str]]]:
+        columns = [c for c in ReportRow.model_fields if c not in ("method", "metrics", "extra")]
         shown = [c for c in columns if any(getattr(r, c) is not None for r in self.rows)]
+        best = {c: _best(c, [getattr(r, c) for r in self.rows]) for c in shown}
+        cells = []
+        for row in self.rows:
+            line = [row.method]
+            for c in shown:
+                text = _cell(getattr(row, c), row.metrics.get(_metric_name(c)))
+                line.append(
+                    f"**{text}**" if getattr(row, c) is not None and getattr(row, c) == best[c] else text
+                )
+            cells.append(line)
+        return ["method", *shown], cells
+
+    def _detail_table(self) -> tuple[list[str], list[list[str]]] | None:
+        names = sorted({n for r in self.rows for n in r.metrics})
+        if not names:
+            return None
+        cells = []
+        for row in self.rows:
+            line = [row.method]
+            for name in names:
+                summary = row.metrics.get(name)
+                line.append(
+                    "—"
+                    if summary is None
+                    else f"{summary['mean']:.3f} [{summary['low']:.3f}, {summary['high']:.3f}]"
+                )
+            cells.append(line)
+        arrows = [f"{n} {'↓' if n in LOWER_IS_BETTER else '↑'}" for n in names]
+        return ["method", *arrows], cells
+
+    def to_markdown(self) -> str:
+        """The report as Markdown: headline table (best per column in bold, ± half the 95 % interval),
+        notes, figures, and every metric with its interval."""
         lines = [f"# {self.title}", "", f"Data: `{self.data}`", ""]
         if self.preset:
             lines[-1:-1] = [f"Preset: `{self.preset}`  "]
-        lines += ["| method | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
-        for row in self.rows:
-            cells = [_cell(getattr(row, c)) for c in shown]
-            lines.append(f"| {row.method} | " + " | ".join(cells) + " |")
+        if self.lambda_ is not None:
+            lines[-1:-1] = [f"λ: `{self.lambda_:g}`  "]
+        header, cells = self._headline()
+        lines += _markdown_table(header, cells)
         lines += ["", *[f"- {n}" for n in self.notes]]
+        for figure in self.figures:
+            lines += ["", f"![{figure.caption}]({figure.path})", "", f"*{figure.caption}*"]
+        detail = self._detail_table()
+        if detail:
+            lines += ["", "## Every metric (mean [95 % bootstrap interval])", "", *_markdown_table(*detail)]
         return "\n".join(lines).rstrip() + "\n"
 
+    def to_html(self, folder: Path) -> str:
+        """The report as one HTML page with the figures embedded (base64), for a browser."""
+        parts = [f"<h1>{html.escape(self.title)}</h1>", f"<p>Data: <code>{html.escape(self.data)}</code>"]
+        if self.preset:
+            parts.append(f" · preset <code>{html.escape(self.preset)}</code>")
+        if self.lambda_ is not None:
+            parts.append(f" · λ = {self.lambda_:g}")
+        parts.append("</p>")
+        parts.append(_html_table(*self._headline()))
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
+        for figure in self.figures:
+            data = base64.b64encode((folder / figure.path).read_bytes()).decode()
+            parts.append(
+                f'<figure><img alt="{html.escape(figure.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+            )
+        detail = self._detail_table()
+        if detail:
+            parts += ["<h2>Every metric (mean [95 % bootstrap interval])</h2>", _html_table(*detail)]
+        style = (
+            "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
+            "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+        )
+        return (
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}'
+            f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+        )
+
     def write(self, folder: str | Path) -> Path:
-        """Write ``report.json`` and ``report.md`` into ``folder``; returns the JSON path."""
+        """Write ``report.json``, ``report.md`` and ``report.html`` into ``folder``; returns the JSON path."""
         folder = Path(folder)
         atomic_write(folder / "report.md", lambda tmp: tmp.write_text(self.to_markdown()))
+        atomic_write(folder / "report.html", lambda tmp: tmp.write_text(self.to_html(folder)))
         return write_json(folder / "report.json", self.model_dump(mode="json", by_alias=True))
 
 
-def _cell(value: float | int | None) -> str:
+def _metric_name(column: str) -> str:
+    return "pearson" if column == "shapley_pearson" else column
+
+
+def _best(column: str, values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    if len(present) < 2 or (column == "forward_passes" and len(set(present)) == 1):
+        return None
+    return min(present) if column in LOWER_IS_BETTER else max(present)
+
+
+def _cell(value: float | int | None, summary: dict | None = None) -> str:
     if value is None:
         return "—"
-    return str(value) if isinstance(value, int) else f"{value:.3f}"
+    if isinstance(value, int):
+        return str(value)
+    if summary is not None:
+        return f"{value:.3f} ± {(summary['high'] - summary['low']) / 2:.3f}"
+    return f"{value:.3f}"
+
+
+def _markdown_table(header: list[str], cells: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|---" * len(header) + "|",
+        *("| " + " | ".join(c) + " |" for c in cells),
+    ]
+
+
+def _html_table(header: list[str], cells: list[list[str]]) -> str:
+    def cell(text: str, tag: str) -> str:
+        bold = text.startswith("**")
+        text = html.escape(text.strip("*"))
+        return f"<{tag}>{'<b>' + text + '</b>' if bold else text}</{tag}>"
+
+    rows = ["<tr>" + "".join(cell(h, "th") for h in header) + "</tr>"]
+    rows += ["<tr>" + "".join(cell(c, "td") for c in line) + "</tr>" for line in cells]
+    return "<table>" + "".join(rows) + "</table>"

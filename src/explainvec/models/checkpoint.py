@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from explainvec.data.preprocess import Preprocess
 from explainvec.data.sources import load_data
 from explainvec.io import write_json, write_tensors
+from explainvec.models.adapter import has_adapter
 from explainvec.models.vit import build_vit, patch_size
 
 FORMAT = "explainvec-checkpoint/1"
@@ -60,6 +61,10 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         raise ValueError(f"checkpoint path {path} should end in .safetensors")
     if meta.class_names and len(meta.class_names) != model.num_classes:
         raise ValueError(f"{len(meta.class_names)} class names for a model with {model.num_classes} outputs")
+    if has_adapter(model) != bool(meta.architecture.get("explain_adapter")):
+        meta = meta.model_copy(
+            update={"architecture": {**meta.architecture, "explain_adapter": has_adapter(model)}}
+        )
     write_tensors(path, model.state_dict())
     write_json(sidecar_path(path), meta.model_dump(mode="json"))
     return path

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from explainvec.models.adapter import adapted_patches
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint
 from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import grid_size, image_size, num_patches
@@ -52,8 +53,9 @@ class Explanation:
 
 
 def patch_readout(model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    """The model's own head applied to every final-norm patch token: ``[B, P, C]``."""
-    return model.head(model.fc_norm(tokens[:, model.num_prefix_tokens :]))
+    """The model's own head applied to every final-norm patch token (through the explanation adapter
+    when the model has one): ``[B, P, C]``."""
+    return model.head(model.fc_norm(adapted_patches(model, tokens)))
 
 
 def efficient_normalisation(raw: torch.Tensor, total: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from explainvec.models.adapter import add_adapter
+
 GRID_PRESETS: dict[str, dict] = {
     "4x4": {"img_size": 32, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
     "7x7": {"img_size": 56, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
@@ -13,11 +15,14 @@ GRID_PRESETS: dict[str, dict] = {
 
 
 def build_vit(architecture: dict) -> VisionTransformer:
-    """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar)."""
+    """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar);
+    ``explain_adapter: true`` adds the explanation adapter."""
     kwargs = {"class_token": True, "global_pool": "token", **architecture}
+    adapter = kwargs.pop("explain_adapter", False)
     if not kwargs["class_token"] or kwargs["global_pool"] != "token":
         raise ValueError("explainvec needs a ViT that classifies from its class token")
-    return VisionTransformer(**kwargs)
+    model = VisionTransformer(**kwargs)
+    return add_adapter(model) if adapter else model
 
 
 def grid_size(model: VisionTransformer) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from rich.progress import Progress
 
+from explainvec.models.adapter import add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
 from explainvec.training.config import TrainConfig
@@ -31,12 +32,14 @@ def train_explainer(
     alpha: float = 0.05,
     num_coalitions: int = 16,
     init: Literal["value", "base"] = "value",
+    adapter: bool = False,
     labels: torch.Tensor | None = None,
     masks: str | None = None,
     progress: Progress | None = None,
 ) -> Checkpoint:
     """A self-explaining model of ``data``: initialised from ``value_model`` (or the base), trained with
-    cross-entropy + ``alpha`` · explanation loss against the frozen ``value_model``."""
+    cross-entropy + ``alpha`` · explanation loss against the frozen ``value_model``; ``adapter`` adds the
+    class-agnostic explanation adapter on patch tokens."""
     if value_model.meta.base_fingerprint != base.meta.base_fingerprint:
         raise ValueError("the value model was not fine-tuned from this base (fingerprints differ)")
     train, val = load_splits(base, data, config, masks)
@@ -63,6 +66,8 @@ def train_explainer(
     else:
         model = copy.deepcopy(base.model)
         replace_head(model, base.meta.class_names, train.class_names, config.seed)
+    if adapter:
+        add_adapter(model)
     history = fit(model, train, config, extra_loss=loss, progress=progress, description=f"explain on {data}")
     explanation = {
         "readout": READOUT[supervision],
@@ -70,6 +75,7 @@ def train_explainer(
         "alpha": alpha,
         "coalitions": num_coalitions,
         "init": init,
+        "adapter": adapter,
         "value_model": fingerprint(value_model.model.state_dict()),
     }
     return trained_checkpoint(

@@ -24,7 +24,9 @@ full images, with gradient (shared with the classification loss when no patches 
 """
 
 
-class _Indexed(Dataset):
+class Indexed(Dataset):
+    """Items of ``data`` prefixed with their index (label caches are looked up by it)."""
+
     def __init__(self, data: Dataset) -> None:
         self.data = data
 
@@ -35,7 +37,8 @@ class _Indexed(Dataset):
         return index, *self.data[index]
 
 
-def _schedule(step: int, total: int, warmup: int) -> float:
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
@@ -54,7 +57,7 @@ def fit(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(
-        _Indexed(data), batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False
+        Indexed(data), batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False
     )
     if config.freeze_head:
         for p in model.get_classifier().parameters():
@@ -63,7 +66,7 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     total = config.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _schedule(step, total, int(config.warmup * total))
+        optimizer, lambda step: lr_factor(step, total, int(config.warmup * total))
     )
     task = progress.add_task(description, total=total) if progress else None
     players = num_patches(model)

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from explainvec.models.adapter import adapted_patches
 from explainvec.models.self_explaining import efficient_normalisation, patch_readout
 from explainvec.models.vit import num_patches
 from explainvec.shapley.model_games import MaskedModelGame
@@ -26,7 +27,7 @@ GameOutput = Literal["probability", "logit", "embedding"]
 def patch_attributions(model: VisionTransformer, tokens: torch.Tensor, output: GameOutput) -> torch.Tensor:
     """Un-normalised patch scores ``[B, P, C|D]``: the head on patch tokens, or the tokens (embedding)."""
     if output == "embedding":
-        return tokens[:, model.num_prefix_tokens :]
+        return adapted_patches(model, tokens)
     return patch_readout(model, tokens)
 
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.io import write_json, write_tensors
+from explainvec.models.adapter import ADAPTER, add_adapter, identity_adapter_parameters
 from explainvec.models.checkpoint import Checkpoint, sidecar_path
 
 HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
@@ -29,8 +30,9 @@ def block_of(name: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "blocks" else parts[0]
 
 
-def _architecture_key(architecture: dict) -> dict:
-    return {k: v for k, v in architecture.items() if k != "num_classes"}
+def architecture_key(architecture: dict) -> dict:
+    """The architecture fields a vector must match (the head's size and the adapter may differ)."""
+    return {k: v for k, v in architecture.items() if k not in ("num_classes", "explain_adapter")}
 
 
 class ExplainabilityVector:
@@ -44,14 +46,15 @@ class ExplainabilityVector:
         """τ = explain − predict, both fine-tuned from the same base."""
         if explain.meta.base_fingerprint != predict.meta.base_fingerprint:
             raise ValueError("the two checkpoints come from different bases (fingerprints differ)")
-        if _architecture_key(explain.meta.architecture) != _architecture_key(predict.meta.architecture):
+        if architecture_key(explain.meta.architecture) != architecture_key(predict.meta.architecture):
             raise ValueError("the two checkpoints have different architectures")
         a, b = backbone_parameters(explain.model), backbone_parameters(predict.model)
+        b = {**identity_adapter_parameters(predict.model), **b}  # a model without adapter has the identity
         tensors = {name: (a[name] - b[name]).clone() for name in a}
         meta = {
             "format": FORMAT,
             "base_fingerprint": explain.meta.base_fingerprint,
-            "architecture": _architecture_key(explain.meta.architecture),
+            "architecture": architecture_key(explain.meta.architecture),
             "source_data": explain.meta.training.get("data"),
             "explanation": explain.meta.explanation,
             "training": explain.meta.training.get("config", {}),
@@ -108,7 +111,7 @@ class ExplainabilityVector:
     # -- use -----------------------------------------------------------------------------------------
     def check_compatible(self, checkpoint: Checkpoint, *, force: bool = False) -> None:
         """Raise ValueError saying why the vector cannot be applied to ``checkpoint``."""
-        architecture = _architecture_key(checkpoint.meta.architecture)
+        architecture = architecture_key(checkpoint.meta.architecture)
         if architecture != self.meta["architecture"]:
             differing = sorted(k for k in architecture.keys() | self.meta["architecture"].keys()
                                if architecture.get(k) != self.meta["architecture"].get(k))  # fmt: skip
@@ -124,6 +127,8 @@ class ExplainabilityVector:
     def apply_to(self, model: VisionTransformer, lam: float | Mapping[str, float] = 1.0) -> VisionTransformer:
         """A copy of ``model`` with ``θ + λ·τ``; ``lam`` may map blocks (see ``block_of``) to their own λ."""
         edited = copy.deepcopy(model)
+        if any(name.startswith(ADAPTER + ".") for name in self.tensors):
+            add_adapter(edited)
         parameters = dict(edited.named_parameters())
         with torch.no_grad():
             for name, delta in self.tensors.items():

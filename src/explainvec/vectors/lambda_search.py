@@ -8,8 +8,9 @@ import torch
 from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 
-from explainvec.evaluation.insertion_deletion import insertion_deletion_auc
+from explainvec.evaluation.metrics import insertion_deletion_auc
 from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.shapley.model_games import MaskedModelGame
 from explainvec.vectors.explainability_vector import ExplainabilityVector
 
 DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -49,7 +50,9 @@ def lambda_curve(
     for lam in grid:
         edited = tau.apply_to(model, lam).eval()
         out = SelfExplainingViT(edited, [str(c) for c in range(edited.num_classes)], readout)(images)
-        insertion, deletion = insertion_deletion_auc(edited, images, out.for_class(), out.predicted)
+        insertion, deletion = insertion_deletion_auc(
+            MaskedModelGame(edited, images), out.for_class(), out.predicted
+        )
         agreement = (out.predicted == reference).float().mean().item()
         points.append(LambdaPoint(lam, agreement, insertion.mean().item(), deletion.mean().item()))
         if progress is not None:

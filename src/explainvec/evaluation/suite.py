@@ -1,0 +1,199 @@
+"""The evaluation suite: every metric, for every method, on the same images, with bootstrap intervals.
+
+A :class:`Method` is a model plus a way to explain it (an attributor). Fidelity is measured against
+Kernel SHAP of that same model's read-out game at ``reference_budget`` (its mean standard error is
+reported), computed once per model and shared by the methods that explain it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, Field
+from rich.progress import Progress
+
+from explainvec.evaluation import metrics as m
+from explainvec.evaluation.baselines import Attributor, kernel_shap_attributor
+from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.shapley.kernel_shap import kernel_shap
+from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
+
+
+class SuiteConfig(BaseModel):
+    """What the suite measures and how precisely."""
+
+    reference_budget: int = Field(default=2048, ge=4, description="Kernel SHAP budget of the reference")
+    sensitivity_fraction: float = Field(default=0.25, gt=0, lt=1, description="n = fraction · P")
+    sensitivity_samples: int = Field(default=32, ge=2)
+    mask_q: float = Field(default=0.25, gt=0, le=1, description="top share of patches for mask IoU")
+    budgets: list[int] = Field(default=[16, 32, 64, 150, 300, 600], description="Kernel SHAP budget curve")
+    resamples: int = Field(default=1000, ge=10, description="bootstrap resamples")
+    seed: int = 0
+
+
+@dataclass
+class Method:
+    """A way to explain one model: the rows of the headline table."""
+
+    name: str
+    model: SelfExplainingViT
+    attributor: Attributor
+    forward_passes: int
+
+
+@dataclass
+class Batch:
+    """The evaluation images, their labels, optional patch masks ``[B, P]``, and the unedited model."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor | None = None
+    reference: torch.nn.Module | None = None
+
+
+def method_metrics(
+    method: Method, batch: Batch, reference_values: torch.Tensor, config: SuiteConfig
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Per-image values of every metric for ``method`` and its milliseconds per explained image."""
+    model, images = method.model, batch.images
+    with torch.no_grad():
+        model(images[:1])  # warm-up, and v(∅) cached before the clock starts
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = model(images)
+    maps = method.attributor(model, images, out).detach()
+    milliseconds = 1000 * (time.perf_counter() - start) / len(images)
+    predicted = out.predicted
+    own, ref = _of(maps, predicted), _of(reference_values, predicted)
+    game = MaskedModelGame(model.vit, images)
+    values: dict[str, torch.Tensor] = {"accuracy": m.accuracy(out.logits, batch.labels)}
+    if batch.reference is not None:
+        with torch.no_grad():
+            values["agreement"] = m.agreement(out.logits, batch.reference(images))
+    insertion, deletion = m.insertion_deletion_auc(game, own, predicted)
+    values |= {
+        "insertion_auc": insertion,
+        "deletion_auc": deletion,
+        "insertion_minus_deletion": insertion - deletion,
+    }
+    other_gaps = []
+    for c in range(out.logits.shape[-1]):
+        chosen = torch.full_like(predicted, c)
+        gap = m.insertion_minus_deletion(game, _of(maps, chosen), chosen)
+        other_gaps.append(torch.where(predicted == c, torch.nan, gap))
+    values["insertion_minus_deletion_other"] = torch.stack(other_gaps, 1).nanmean(1)
+    pixel = PixelMaskedGame.for_vit(model.vit, images)
+    pixel_insertion, pixel_deletion = m.insertion_deletion_auc(pixel, own, predicted)
+    values |= {"pixel_insertion_auc": pixel_insertion, "pixel_deletion_auc": pixel_deletion}
+    values |= {
+        name: getattr(m, name)(own, ref)
+        for name in ("pearson", "spearman", "mse", "precision_at_k", "sign_agreement")
+    }
+    if batch.masks is not None:
+        values["pointing_game"] = m.pointing_game(own, batch.masks)
+        values["mask_mass"] = m.mask_mass(own, batch.masks)
+        values["mask_iou"] = m.mask_iou(own, batch.masks, q=config.mask_q)
+    n = max(1, round(config.sensitivity_fraction * own.shape[1]))
+    generator = torch.Generator().manual_seed(config.seed)
+    values["sensitivity_n"] = m.sensitivity_n(
+        game, own, predicted, n, samples=config.sensitivity_samples, generator=generator
+    )
+    return values, milliseconds
+
+
+def _of(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    return maps[torch.arange(len(classes)), :, classes]
+
+
+class MethodResult(BaseModel):
+    """One method's means with 95 % bootstrap intervals, and its cost."""
+
+    method: str
+    metrics: dict[str, dict[str, float]]
+    forward_passes: int
+    ms_per_image: float
+
+
+def evaluate_methods(
+    methods: list[Method],
+    batch: Batch,
+    config: SuiteConfig = SuiteConfig(),
+    *,
+    progress: Progress | None = None,
+) -> tuple[list[MethodResult], dict]:
+    """Every metric for every method on ``batch``; also the reference's mean standard error per model."""
+    references: dict[int, tuple[torch.Tensor, float]] = {}
+    results = []
+    task = progress.add_task("evaluating methods", total=len(methods)) if progress else None
+    for method in methods:
+        key = id(method.model)
+        if key not in references:
+            game = MaskedModelGame(method.model.vit, batch.images, method.model.readout)
+            estimate = kernel_shap(
+                game, config.reference_budget, generator=torch.Generator().manual_seed(config.seed)
+            )
+            error = estimate.std_errors.mean().item() if estimate.std_errors is not None else 0.0
+            references[key] = (estimate.values, error)
+        values, milliseconds = method_metrics(method, batch, references[key][0], config)
+        summaries = {name: m.summarise(v, resamples=config.resamples).as_dict() for name, v in values.items()}
+        results.append(
+            MethodResult(
+                method=method.name,
+                metrics=summaries,
+                forward_passes=method.forward_passes,
+                ms_per_image=milliseconds,
+            )
+        )
+        if progress is not None:
+            progress.advance(task)
+    errors = {method.name: references[id(method.model)][1] for method in methods}
+    return results, {"reference_budget": config.reference_budget, "reference_mean_std_error": errors}
+
+
+def budget_curve(
+    model: SelfExplainingViT,
+    batch: Batch,
+    config: SuiteConfig = SuiteConfig(),
+    *,
+    progress: Progress | None = None,
+) -> list[dict[str, float]]:
+    """Pearson with the reference and insertion − deletion of Kernel SHAP on ``model`` at each budget."""
+    game = MaskedModelGame(model.vit, batch.images, model.readout)
+    reference = kernel_shap(
+        game, config.reference_budget, generator=torch.Generator().manual_seed(config.seed)
+    ).values
+    with torch.no_grad():
+        out = model(batch.images)
+    ref, points = _of(reference, out.predicted), []
+    task = progress.add_task("Kernel SHAP budget curve", total=len(config.budgets)) if progress else None
+    for budget in config.budgets:
+        maps = _of(kernel_shap_attributor(budget)(model, batch.images, out), out.predicted)
+        gap = m.insertion_minus_deletion(MaskedModelGame(model.vit, batch.images), maps, out.predicted)
+        points.append(
+            {
+                "budget": budget,
+                "pearson": m.pearson(maps, ref).mean().item(),
+                "insertion_minus_deletion": gap.mean().item(),
+            }
+        )
+        if progress is not None:
+            progress.advance(task)
+    return points
+
+
+def equivalent_budget(curve: list[dict[str, float]], metric: str, value: float) -> float | None:
+    """The smallest Kernel SHAP budget whose ``metric`` reaches ``value``, interpolated in log-budget
+    between the curve's points; the first budget if it is already reached there, ``None`` if never."""
+    previous = None
+    for point in curve:
+        if point[metric] >= value:
+            if previous is None:
+                return float(point["budget"])
+            (b0, v0), (b1, v1) = (previous["budget"], previous[metric]), (point["budget"], point[metric])
+            share = (value - v0) / (v1 - v0) if v1 != v0 else 1.0
+            return math.exp(math.log(b0) + share * (math.log(b1) - math.log(b0)))
+        previous = point
+    return None

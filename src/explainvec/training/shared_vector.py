@@ -1,0 +1,150 @@
+"""Training the explainability vector itself: one τ that makes several source models self-explaining.
+
+Instead of ``τ = θ_explain − θ_predict`` of one source, τ is the trainable parameter: for every source
+prediction model ``θ_m`` (all fine-tuned from the same base), ``θ_m + τ`` is trained with its own
+frozen head on ``CE + α · L_explain`` against ``θ_m``'s own class-token game (the head-agnostic
+embedding game). A τ that must work on several models at once is pushed toward what they share, which
+is what a vector added to an unseen target model needs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+from torch import nn
+from torch.func import functional_call
+from torch.utils.data import DataLoader
+
+from explainvec.models.adapter import ADAPTER, add_adapter
+from explainvec.models.checkpoint import Checkpoint
+from explainvec.models.masking import masked_tokens
+from explainvec.training.config import TrainConfig
+from explainvec.training.loop import Indexed, lr_factor
+from explainvec.training.supervision import AmortisedGameLoss
+from explainvec.vectors.explainability_vector import (
+    FORMAT,
+    ExplainabilityVector,
+    architecture_key,
+    backbone_parameters,
+)
+
+
+class _Objective(nn.Module):
+    """``CE + explanation loss`` of one source model; run under ``functional_call`` with ``θ_m + τ``, so
+    every parameter the loss touches (the adapter's included) is the edited one."""
+
+    def __init__(self, vit: nn.Module, loss: AmortisedGameLoss) -> None:
+        super().__init__()
+        self.vit, self.loss = vit, loss
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        tokens = masked_tokens(self.vit, images)
+        return F.cross_entropy(self.vit.forward_head(tokens), labels) + self.loss(
+            self.vit, images, indices, tokens
+        )
+
+
+def train_shared_vector(
+    base: Checkpoint,
+    predicts: list[Checkpoint],
+    config: TrainConfig,
+    *,
+    alpha: float = 0.05,
+    num_coalitions: int = 16,
+    adapter: bool = False,
+    backbone: bool = True,
+    progress: Progress | None = None,
+) -> ExplainabilityVector:
+    """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
+
+    ``adapter`` adds the explanation adapter (its parameters join τ); ``backbone=False`` trains the
+    adapter alone, so predictions cannot change."""
+    if not (adapter or backbone):
+        raise ValueError("nothing to train: enable the adapter, the backbone, or both")
+    if any(p.meta.base_fingerprint != base.meta.base_fingerprint for p in predicts):
+        raise ValueError("every source model must be fine-tuned from this base (fingerprints differ)")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    datas = [p.meta.training["data"] for p in predicts]
+    loaders = [
+        DataLoader(
+            Indexed(base.load_split(d, "train", size=config.train_size, seed=config.seed)),
+            batch_size=config.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=True,
+        )
+        for d in datas
+    ]
+    vits = [copy.deepcopy(p.model).eval().requires_grad_(False).to(config.device) for p in predicts]
+    if adapter:
+        for vit in vits:
+            add_adapter(vit).requires_grad_(False)
+    models = [
+        _Objective(
+            vit,
+            AmortisedGameLoss(
+                copy.deepcopy(p.model).to(config.device),
+                output="embedding",
+                num_coalitions=num_coalitions,
+                alpha=alpha,
+                seed=config.seed + i,
+            ),
+        )
+        for i, (vit, p) in enumerate(zip(vits, predicts, strict=True))
+    ]
+    frozen = [{f"vit.{n}": t for n, t in backbone_parameters(m.vit).items()} for m in models]
+    trained = [n for n in frozen[0] if backbone or n.startswith(f"vit.{ADAPTER}.")]
+    tau = {n: torch.zeros_like(frozen[0][n], requires_grad=True) for n in trained}
+    optimizer = torch.optim.AdamW(tau.values(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * min(len(loader) for loader in loaders)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, steps, int(config.warmup * steps))
+    )
+    task = progress.add_task("training the shared vector", total=steps) if progress else None
+    iterators = [iter(loader) for loader in loaders]
+    history: list[float] = []
+    for _ in range(steps):
+        total = 0.0
+        optimizer.zero_grad(set_to_none=True)
+        for i, model in enumerate(models):
+            try:
+                indices, images, labels, _ = next(iterators[i])
+            except StopIteration:
+                iterators[i] = iter(loaders[i])
+                indices, images, labels, _ = next(iterators[i])
+            images, labels = images.to(config.device), labels.to(config.device)
+            params = {n: frozen[i][n] + tau[n] for n in tau}
+            loss = functional_call(model, params, (images, labels, indices.to(config.device))) / len(models)
+            loss.backward()
+            total += loss.item()
+        optimizer.step()
+        scheduler.step()
+        history.append(total)
+        if progress is not None:
+            progress.update(task, advance=1)
+    steps_per_epoch = max(1, steps // config.epochs)
+    curve = [
+        sum(history[i : i + steps_per_epoch]) / steps_per_epoch for i in range(0, steps, steps_per_epoch)
+    ]
+    tensors = {n.removeprefix("vit."): t.detach().cpu().clone() for n, t in tau.items()}
+    meta = {
+        "format": FORMAT,
+        "base_fingerprint": base.meta.base_fingerprint,
+        "architecture": architecture_key(base.meta.architecture),
+        "source_data": datas,
+        "explanation": {
+            "readout": "logit",
+            "supervision": "embedding",
+            "alpha": alpha,
+            "coalitions": num_coalitions,
+            "recipe": "shared",
+            "adapter": adapter,
+            "backbone": backbone,
+        },
+        "training": {**config.model_dump(), "loss": curve},
+    }
+    return ExplainabilityVector(tensors, meta)
