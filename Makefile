@@ -19,15 +19,15 @@ demo: install
 	$(BIN)/explainvec demo --preset $(PRESET) --out $(OUT)
 
 test: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests experiments benchmarks
 	$(BIN)/python -m pytest
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests experiments benchmarks
+	$(BIN)/ruff format --check src tests experiments benchmarks
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis

@@ -121,12 +121,16 @@ def main() -> None:
     parser.add_argument("study", type=Path)
     parser.add_argument("--runs", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    parser.add_argument("--table", action="store_true", help="only print the table of finished runs")
     args = parser.parse_args()
     study = Study.model_validate_json(args.study.read_text())
     runs = args.runs
     runs.mkdir(parents=True, exist_ok=True)
     results_path = runs / f"{args.study.stem}.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if args.table:
+        print(table(results, results.get("oracle")))
+        return
 
     base_config = PRETRAIN_CONFIG.model_copy(update={"keep_min": study.base_keep_min})
     base = load_checkpoint(cached_base(study.grid, base_config))
@@ -249,6 +253,11 @@ def main() -> None:
     print(table(results, results.get("oracle")))
 
 
+def interval(row: dict, metric: str) -> str:
+    summary = row.get("metrics", {}).get(metric)
+    return f" ± {(summary['high'] - summary['low']) / 2:.2f}" if summary else ""
+
+
 def table(results: dict, oracle: dict | None) -> str:
     lines = [
         "| variant | λ | accuracy | agreement | Pearson | insertion | deletion | ins − del |",
@@ -259,7 +268,8 @@ def table(results: dict, oracle: dict | None) -> str:
         share = f" ({gap / (oracle['insertion_auc'] - oracle['deletion_auc']):.0%})" if oracle else ""
         lines.append(
             f"| {name} | {r.get('lambda', '—')} | {r['accuracy']:.3f} | {r['agreement']:.3f} | "
-            f"{r['shapley_pearson']:.3f} | {r['insertion_auc']:.3f} | {r['deletion_auc']:.3f} | "
+            f"{r['shapley_pearson']:.3f}{interval(r, 'pearson')} | {r['insertion_auc']:.3f} | "
+            f"{r['deletion_auc']:.3f} | "
             f"{gap:.3f}{share} |"
         )
     return "\n".join(lines)

@@ -108,6 +108,45 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     result = invoke("apply", *target_and_tau, "--lam", "auto", "--out", edited)
     assert result.exit_code == 2 and "--data" in result.output
 
+    # The shared recipe: one adapter-only τ trained on two source models; applying it keeps predictions.
+    shared = tmp_path / "shared.safetensors"
+    sources = ("--predict", models / "source_predict.safetensors", "--predict", models / "oracle.safetensors")
+    result = invoke(
+        "vector",
+        "--base",
+        base_path,
+        *sources,
+        "--adapter",
+        "--adapter-only",
+        "--epochs",
+        1,
+        "--train-size",
+        64,
+        "--lr",
+        1e-2,
+        "--out",
+        shared,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(shared.with_suffix(".json").read_text())["explanation"]["adapter"] is True
+    result = invoke(
+        "apply",
+        "--model",
+        models / "target_predict.safetensors",
+        "--vector",
+        shared,
+        "--lam",
+        1,
+        "--out",
+        edited,
+    )
+    assert result.exit_code == 0, result.output
+    images = torch.randn(4, 3, 32, 32)
+    target_model = load_checkpoint(models / "target_predict.safetensors").model
+    assert torch.equal(load_checkpoint(edited).model(images), target_model(images))
+    result = invoke("vector", *sources, "--out", shared)
+    assert result.exit_code == 2 and "--base" in result.output
+
 
 def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
     import numpy as np

@@ -77,8 +77,10 @@ def test_save_load_and_refusals(pair, tmp_path):
     with pytest.raises(ValueError, match="--force"):
         loaded.check_compatible(other_base)
     loaded.check_compatible(other_base, force=True)
-    other_arch = Checkpoint(target.model, target.meta.model_copy(
-        update={"architecture": {**target.meta.architecture, "depth": 2}}))  # fmt: skip
+    other_arch = Checkpoint(
+        target.model,
+        target.meta.model_copy(update={"architecture": {**target.meta.architecture, "depth": 2}}),
+    )
     with pytest.raises(ValueError, match="depth"):
         loaded.check_compatible(other_arch, force=True)
 
@@ -94,3 +96,32 @@ def test_choose_lambda_respects_agreement():
     assert choose_lambda(curve).lam == 1.0
     assert choose_lambda(curve, min_agreement=0.999).lam == 0.0
     assert choose_lambda(curve, min_agreement=0.5).lam == 2.0
+
+
+def test_adapter_travels_in_tau_and_leaves_predictions_alone(pair, tmp_path):
+    from explainvec.models.adapter import add_adapter, has_adapter
+    from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+    from explainvec.models.self_explaining import SelfExplainingViT
+
+    explain, predict = pair
+    with torch.no_grad():
+        add_adapter(explain.model).explain_adapter.weight.add_(0.1 * torch.randn(96, 96))
+    tau = ExplainabilityVector.from_checkpoints(explain, predict)
+    # relative to the identity a model without adapter implicitly has
+    torch.testing.assert_close(
+        tau.tensors["explain_adapter.weight"] + torch.eye(96), explain.model.explain_adapter.weight
+    )
+    images = torch.randn(3, 3, 32, 32)
+    adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
+    edited = adapter_only.apply_to(predict.model, 1.0).eval()
+    assert has_adapter(edited) and not has_adapter(predict.model)
+    assert torch.equal(edited(images), predict.model(images))  # the class token never sees the adapter
+    names = predict.meta.class_names
+    before = SelfExplainingViT(predict.model, names, "logit")(images).attributions
+    after = SelfExplainingViT(edited, names, "logit")(images).attributions
+    assert not torch.allclose(before, after)
+    path = save_checkpoint(tmp_path / "edited.safetensors", Checkpoint(edited, predict.meta))
+    reloaded = load_checkpoint(path)
+    assert reloaded.meta.architecture["explain_adapter"] is True
+    torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)
+    adapter_only.check_compatible(predict)  # a model without adapter accepts an adapter-carrying vector

@@ -47,7 +47,12 @@ def train_command(
     ),
     alpha: float = typer.Option(0.05, help="explain mode: weight of the explanation loss."),
     coalitions: int = typer.Option(16, help="explain mode: K coalitions per image and step (even)."),
-    init: Init = typer.Option(Init.value, help="explain mode: start from the value model or the base."),
+    init: Init = typer.Option(
+        Init.base, help="explain mode: fine-tune from the base beside the value model (default) or from it."
+    ),
+    adapter: bool = typer.Option(
+        False, help="explain mode: add the class-agnostic explanation adapter on patch tokens (travels in τ)."
+    ),
     labels: Path | None = typer.Option(None, help="explain mode, labels supervision: label cache folder."),
     masks: str | None = typer.Option(
         None, help="Mask folder beside an image folder (masks/<class>/<name>.png)."
@@ -91,6 +96,7 @@ def train_command(
                 alpha=alpha,
                 num_coalitions=coalitions,
                 init=init.value,
+                adapter=adapter,
                 labels=LabelCache(labels).load() if labels else None,
                 masks=masks,
                 progress=progress,

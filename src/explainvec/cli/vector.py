@@ -10,18 +10,52 @@ from rich.table import Table
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from explainvec.training.config import TrainConfig
+from explainvec.training.shared_vector import train_shared_vector
 from explainvec.vectors import ExplainabilityVector, LambdaPoint, choose_lambda, lambda_curve
 
 
 @app.command("vector")
 @handle_errors
 def vector_command(
-    explain: Path = typer.Option(..., help="Self-explaining source checkpoint."),
-    predict: Path = typer.Option(..., help="Prediction-only source checkpoint (same base)."),
+    predict: list[Path] = typer.Option(..., help="Prediction-only source checkpoint(s), all from one base."),
     out: Path = typer.Option(..., help="Vector to write (.safetensors + .json)."),
+    explain: Path | None = typer.Option(
+        None, help="Self-explaining source checkpoint: τ = EXPLAIN − PREDICT."
+    ),
+    base: Path | None = typer.Option(None, help="Without --explain: train one τ shared by every PREDICT."),
+    adapter: bool = typer.Option(False, help="Shared τ: add the explanation adapter to τ."),
+    backbone: bool = typer.Option(
+        True, "--backbone/--adapter-only", help="Shared τ: train the backbone too."
+    ),
+    alpha: float = typer.Option(0.05, help="Shared τ: weight of the explanation loss."),
+    coalitions: int = typer.Option(16, help="Shared τ: K coalitions per image and step."),
+    epochs: int = typer.Option(4),
+    lr: float = typer.Option(3e-4),
+    train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
+    device: str = typer.Option("cpu"),
 ) -> None:
-    """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out)."""
-    vector = ExplainabilityVector.from_checkpoints(load_checkpoint(explain), load_checkpoint(predict))
+    """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out); or, with --base and
+    no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe)."""
+    if explain is not None:
+        if len(predict) != 1:
+            raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
+        vector = ExplainabilityVector.from_checkpoints(load_checkpoint(explain), load_checkpoint(predict[0]))
+    else:
+        if base is None:
+            raise ValueError("give --explain (difference of two models) or --base (train a shared τ)")
+        config = TrainConfig(epochs=epochs, lr=lr, train_size=train_size, keep_min=1.0, device=device)
+        with progress_bar() as progress:
+            vector = train_shared_vector(
+                load_checkpoint(base),
+                [load_checkpoint(p) for p in predict],
+                config,
+                alpha=alpha,
+                num_coalitions=coalitions,
+                adapter=adapter,
+                backbone=backbone,
+                progress=progress,
+            )
     vector.save(out)
     console.print(f"wrote {out} (norm {vector.norm():.4f}, source {vector.meta['source_data']})")
 

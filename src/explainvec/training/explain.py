@@ -31,15 +31,18 @@ def train_explainer(
     supervision: Supervision = "embedding",
     alpha: float = 0.05,
     num_coalitions: int = 16,
-    init: Literal["value", "base"] = "value",
+    init: Literal["value", "base"] = "base",
     adapter: bool = False,
     labels: torch.Tensor | None = None,
     masks: str | None = None,
     progress: Progress | None = None,
 ) -> Checkpoint:
-    """A self-explaining model of ``data``: initialised from ``value_model`` (or the base), trained with
-    cross-entropy + ``alpha`` · explanation loss against the frozen ``value_model``; ``adapter`` adds the
-    class-agnostic explanation adapter on patch tokens."""
+    """A self-explaining model of ``data``, trained with cross-entropy + ``alpha`` · explanation loss
+    against the frozen ``value_model``. ``init="base"`` (default) fine-tunes it from the base beside the
+    value model, with the same data order, so τ = it − value model is a difference of two fine-tunes of
+    the base; ``"value"`` starts from the value model. ``base`` transferred better at 7×7 and without
+    patch dropping, and as well elsewhere (docs/transfer.md). ``adapter`` adds the class-agnostic
+    explanation adapter."""
     if value_model.meta.base_fingerprint != base.meta.base_fingerprint:
         raise ValueError("the value model was not fine-tuned from this base (fingerprints differ)")
     train, val = load_splits(base, data, config, masks)
