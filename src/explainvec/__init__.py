@@ -1,17 +1,22 @@
 """explainvec: single-pass Shapley explanations for ViT classifiers, carried by an explainability vector."""
 
 from explainvec.data import DOMAINS, ImageFolderDataset, Preprocess, SyntheticDataset, load_data
+from explainvec.evaluation.evaluate import suite_report
+from explainvec.evaluation.metrics import METRICS
+from explainvec.models.adapter import add_adapter
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load
 from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
 from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
+from explainvec.training.shared_vector import train_shared_vector
 from explainvec.vectors import ExplainabilityVector, choose_lambda, lambda_curve
 
 __all__ = [
     "DOMAINS",
     "GRID_PRESETS",
+    "METRICS",
     "Checkpoint",
     "CheckpointMeta",
     "ExplainabilityVector",
@@ -23,6 +28,7 @@ __all__ = [
     "SelfExplainingViT",
     "SyntheticDataset",
     "TrainConfig",
+    "add_adapter",
     "build_vit",
     "choose_lambda",
     "exact_shapley",
@@ -35,5 +41,7 @@ __all__ = [
     "permutation_shapley",
     "pretrain",
     "save_checkpoint",
+    "suite_report",
     "train_explainer",
+    "train_shared_vector",
 ]
