@@ -74,7 +74,7 @@ def main() -> None:
         config = TrainConfig(epochs=int(epochs), lr=float(lr), keep_min=1.0, freeze_head=True)
         start = time.perf_counter()
         sem = train_explainer(base, predict, args.data, config, supervision=supervision, alpha=float(alpha),
-                              num_coalitions=int(k))  # fmt: skip
+                              num_coalitions=int(k), init="value")  # fmt: skip
         rows[variant] = {**score(sem, args.data, images, args.exact), "train_s": time.perf_counter() - start}
         print(variant, rows[variant], flush=True)
     columns = sorted({c for r in rows.values() for c in r})
