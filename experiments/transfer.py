@@ -79,8 +79,16 @@ class Study(BaseModel):
     variants: list[Variant]
 
 
+def cache_path(runs: Path, key: dict, prefix: str = "") -> Path:
+    """Where the result of configuration ``key`` is kept (a hash of its JSON)."""
+    return (
+        runs
+        / f"{prefix}{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.safetensors"
+    )
+
+
 def cached(runs: Path, key: dict, make) -> Checkpoint:
-    path = runs / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.safetensors"
+    path = cache_path(runs, key)
     if path.is_file():
         return load_checkpoint(path)
     checkpoint = make()
@@ -185,10 +193,7 @@ def main() -> None:
             "shared": variant.model_dump(exclude={"name", "blocks"}),
             "predict": predict_config.model_dump(),
         }
-        path = (
-            runs
-            / f"tau-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.safetensors"
-        )
+        path = cache_path(runs, key, "tau-")
         if path.is_file():
             return ExplainabilityVector.load(path)
         config = predict_config.model_copy(

@@ -110,7 +110,10 @@ def suite_report(
         for method, c, a in candidates
     ]
     batch = suite_batch(checkpoint, data, images, masks, reference)
-    results, reference_errors = evaluate_methods(methods, batch, config, progress=progress)
+    references: dict = {}
+    results, reference_errors = evaluate_methods(
+        methods, batch, config, references=references, progress=progress
+    )
     accuracies = {
         id(c): evaluate_checkpoint(c, data, reference=reference or checkpoint, size=size, masks=masks)
         for _, c, _ in candidates
@@ -138,7 +141,12 @@ def suite_report(
                 metrics=result.metrics,
             )
         )
-    curve = budget_curve(wrapped[id(checkpoint)], batch, config, progress=progress) if config.budgets else []
+    model = wrapped[id(checkpoint)]
+    curve = (
+        budget_curve(model, batch, config, reference=references[id(model)][0], progress=progress)
+        if config.budgets
+        else []
+    )
     single = {
         r.method: {"pearson": r.shapley_pearson, "insertion_minus_deletion": r.insertion_minus_deletion}
         for r in rows

@@ -122,19 +122,20 @@ def evaluate_methods(
     batch: Batch,
     config: SuiteConfig = SuiteConfig(),
     *,
+    references: dict[int, tuple[torch.Tensor, float]] | None = None,
     progress: Progress | None = None,
 ) -> tuple[list[MethodResult], dict]:
-    """Every metric for every method on ``batch``; also the reference's mean standard error per model."""
-    references: dict[int, tuple[torch.Tensor, float]] = {}
+    """Every metric for every method on ``batch``; also the reference's mean standard error per model.
+
+    ``references`` (keyed by ``id(method.model)``: values and mean standard error) is filled as the
+    references are computed, so a caller can reuse them, e.g. for :func:`budget_curve`."""
+    references = {} if references is None else references
     results = []
     task = progress.add_task("evaluating methods", total=len(methods)) if progress else None
     for method in methods:
         key = id(method.model)
         if key not in references:
-            game = MaskedModelGame(method.model.vit, batch.images, method.model.readout)
-            estimate = kernel_shap(
-                game, config.reference_budget, generator=torch.Generator().manual_seed(config.seed)
-            )
+            estimate = _reference(method.model, batch, config)
             error = estimate.std_errors.mean().item() if estimate.std_errors is not None else 0.0
             references[key] = (estimate.values, error)
         values, milliseconds = method_metrics(method, batch, references[key][0], config)
@@ -153,18 +154,23 @@ def evaluate_methods(
     return results, {"reference_budget": config.reference_budget, "reference_mean_std_error": errors}
 
 
+def _reference(model: SelfExplainingViT, batch: Batch, config: SuiteConfig):
+    game = MaskedModelGame(model.vit, batch.images, model.readout)
+    return kernel_shap(game, config.reference_budget, generator=torch.Generator().manual_seed(config.seed))
+
+
 def budget_curve(
     model: SelfExplainingViT,
     batch: Batch,
     config: SuiteConfig = SuiteConfig(),
     *,
+    reference: torch.Tensor | None = None,
     progress: Progress | None = None,
 ) -> list[dict[str, float]]:
-    """Pearson with the reference and insertion − deletion of Kernel SHAP on ``model`` at each budget."""
-    game = MaskedModelGame(model.vit, batch.images, model.readout)
-    reference = kernel_shap(
-        game, config.reference_budget, generator=torch.Generator().manual_seed(config.seed)
-    ).values
+    """Pearson with the reference and insertion − deletion of Kernel SHAP on ``model`` at each budget
+    (``reference``: the model's reference values if already computed)."""
+    if reference is None:
+        reference = _reference(model, batch, config).values
     with torch.no_grad():
         out = model(batch.images)
     ref, points = _of(reference, out.predicted), []
