@@ -1,29 +1,39 @@
-"""The performance goals as side-by-side ratios, on one device, in one run.
+"""The performance goals as side-by-side ratios, on one device, in one run; and how memory grows.
 
-    python benchmarks/run.py [--device cpu|cuda] [--shapes 4x4 7x7 vit_s16_224] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--device cpu|cuda] [--shapes 4x4 7x7 vit_s16_224] [--cases P1 P2 P3 P4]
+                             [--repeats 5] [--threads N] [--tables timing memory] [--out FILE]
 
-Each case runs in a fresh process (so its peak memory is its own): warm-up, then ``--repeats`` timings
-of each side on the same batch; ratios use the median (min in brackets).
+Timing: each case runs in a fresh process; every side is warmed up once, then timed ``--repeats`` times,
+the sides interleaved (so load from other processes hits them alike). Ratios use the medians (and the
+best times). P2, P3 and P4 time the masked value model both ways: complementary coalition pairs packed
+into one sequence (the default) and one sequence per coalition (``pack_pairs=False``, as before packing).
 
 - P1 explain-and-predict throughput ÷ predict-only throughput (goal ≥ 0.97)
 - P2 Kernel SHAP-150 time per image ÷ single-pass time per image (goal ≥ 100)
 - P3 masked-evaluation throughput (mixed coalitions per image) ÷ plain forward throughput (goal ≥ 0.9)
 - P4 explanation-supervised training step with K coalitions ÷ plain training step (goal ≤ 1 + 0.1 K)
-- memory: peak RSS (CPU) or peak allocated (GPU) of each case, at two batch sizes
+
+Memory: every side alone in a fresh process, warmed up, then run once; the peak (VmHWM on CPU, with
+glibc returning freed blocks; peak allocated on the GPU) and its growth over the process before the
+run, at batch 8/32/64 on the 7x7 grid and at 16/49/196 patches (same width and depth) with batch 32.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+PRESET = {"patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3, "num_classes": 10}
 SHAPES = {
-    "4x4": {"img_size": 32, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3, "num_classes": 10},
-    "7x7": {"img_size": 56, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3, "num_classes": 10},
+    "4x4": {"img_size": 32, **PRESET},
+    "7x7": {"img_size": 56, **PRESET},
+    "14x14": {"img_size": 112, **PRESET},
     "vit_s16_224": {
         "img_size": 224,
         "patch_size": 16,
@@ -33,41 +43,33 @@ SHAPES = {
         "num_classes": 1000,
     },
 }
+"""4x4 and 7x7 are the package's presets; 14x14 (196 patches) only serves the memory table."""
 BATCH = {"4x4": (64, 256), "7x7": (64, 256), "vit_s16_224": (8, 32)}
+KS = (8, 16, 32)
+MEMORY_SETTINGS = [("7x7", 8), ("7x7", 32), ("7x7", 64), ("4x4", 32), ("14x14", 32)]
+MEMORY_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
+"""glibc hands every freed block over 64 KiB back to the system, so the resident set follows live memory
+(otherwise a warm-up's freed buffers stay resident and hide the next run's growth)."""
+MEMORY_SIDES = [
+    "predict",
+    "explain+predict",
+    "Kernel SHAP-150",
+    "Kernel SHAP-150 unpacked",
+    "masked eval ×16",
+    "masked eval ×16 unpacked",
+    "plain step",
+    "step K=8",
+    "step K=16",
+    "step K=32",
+    "step K=32 unpacked",
+]
 
 
-def timed(fn, repeats: int, device: str) -> list[float]:
-    import torch
+def sides(case: str, shape: str, batch: int, device: str, k: int = 0) -> dict[str, Callable[[], object]]:
+    """The callables a case compares, on one random model and batch: ``A`` (and ``A unpacked``) vs ``B``.
 
-    def sync():
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def peak_memory(device: str) -> float:
-    """MiB: peak allocated on the GPU, else the process's peak resident set (VmHWM)."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def case(name: str, shape: str, batch: int, device: str, repeats: int, k: int = 0) -> dict:
-    """One benchmark case in this process: times of both sides and the peak memory."""
+    ``case`` is P1..P4, or ``memory:<side>`` for one side of the memory table (B images each).
+    """
     import torch
 
     from explainvec.models.masking import masked_tokens
@@ -79,53 +81,129 @@ def case(name: str, shape: str, batch: int, device: str, repeats: int, k: int = 
     from explainvec.training.supervision import AmortisedGameLoss
 
     torch.manual_seed(0)
-    torch.set_grad_enabled(name == "P4")
     architecture = SHAPES[shape]
-    vit = build_vit(architecture).to(device)
+    vit = build_vit(architecture).to(device).eval()
     size, p = architecture["img_size"], num_patches(vit)
     images = torch.randn(batch, 3, size, size, device=device)
-    sem = SelfExplainingViT(vit.eval(), [str(c) for c in range(architecture["num_classes"])], "logit")
-    if name == "P1":
-        sides = (lambda: sem(images), lambda: vit(images))
-    elif name == "P2":
-        sides = (
-            lambda: kernel_shap(
-                MaskedModelGame(vit, images, "logit"), 150, generator=torch.Generator().manual_seed(0)
-            ),
-            lambda: sem(images),
-        )
-    elif name == "P3":
-        coalitions = 16
-        count = max(1, batch // coalitions)
-        masks = sample_kernel_coalitions(count, p, coalitions, generator=torch.Generator().manual_seed(0))
-        game = MaskedModelGame(vit, images[:count], "logit")
-        plain = torch.randn(count * coalitions, 3, size, size, device=device)
-        sides = (lambda: game(masks), lambda: vit(plain))
-    else:  # P4
+    sem = SelfExplainingViT(vit, [str(c) for c in range(architecture["num_classes"])], "logit")
+
+    def shap(pack: bool):
+        game = MaskedModelGame(vit, images, "logit", pack_pairs=pack)
+        return lambda: kernel_shap(game, 150, generator=torch.Generator().manual_seed(0))
+
+    def masked(count: int, pack: bool):
+        masks = sample_kernel_coalitions(count, p, 16, generator=torch.Generator().manual_seed(0))
+        game = MaskedModelGame(vit, images[:count], "logit", pack_pairs=pack)
+        return lambda: game(masks)
+
+    def training(coalitions: int, pack: bool):
         vit.train()
         labels = torch.randint(architecture["num_classes"], (batch,), device=device)
         optimizer = torch.optim.AdamW(vit.parameters(), lr=1e-5)
-        loss_fn = AmortisedGameLoss(build_vit(architecture).to(device), output="embedding", num_coalitions=k)
+        value_model = build_vit(architecture).to(device)
+        loss_fn = AmortisedGameLoss(
+            value_model, output="embedding", num_coalitions=coalitions, pack_pairs=pack
+        )
         indices = torch.arange(batch)
 
-        def step(explain: bool):
+        def step():
             tokens = masked_tokens(vit, images)
             loss = torch.nn.functional.cross_entropy(vit.forward_head(tokens), labels)
-            if explain:
+            if coalitions:
                 loss = loss + loss_fn(vit, images, indices, tokens)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
 
-        sides = (lambda: step(True), lambda: step(False))
-    with torch.inference_mode(name != "P4"):
-        first, second = (timed(side, repeats, device) for side in sides)
-    return {"first": first, "second": second, "peak_mib": peak_memory(device)}
+        return step
+
+    if case.startswith("memory:"):
+        side = case.removeprefix("memory:")
+        pack = not side.endswith(" unpacked")
+        side = side.removesuffix(" unpacked")
+        if side == "plain step" or side.startswith("step K="):
+            return {"run": training(int(side.removeprefix("step K=")) if "=" in side else 0, pack)}
+        if side.startswith("Kernel SHAP"):
+            return {"run": shap(pack)}
+        if side.startswith("masked eval"):
+            return {"run": masked(batch, pack)}
+        return {"run": {"predict": lambda: vit(images), "explain+predict": lambda: sem(images)}[side]}
+    if case == "P1":
+        return {"A": lambda: sem(images), "B": lambda: vit(images)}
+    if case == "P2":
+        return {"A": shap(True), "A unpacked": shap(False), "B": lambda: sem(images)}
+    if case == "P3":
+        count = max(1, batch // 16)
+        plain = torch.randn(count * 16, 3, size, size, device=device)
+        return {"A": masked(count, True), "A unpacked": masked(count, False), "B": lambda: vit(plain)}
+    return {"A": training(k, True), "A unpacked": training(k, False), "B": training(0, True)}
 
 
-def run_case(*args) -> dict:
+def synchronise(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timing_case(
+    case: str, shape: str, batch: int, device: str, repeats: int, k: int, threads: int | None
+) -> dict:
+    """Times of every side of one case in this process: warm-up, then ``repeats`` interleaved rounds."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    fns = sides(case, shape, batch, device, k)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    with torch.inference_mode(case != "P4"):
+        for fn in fns.values():
+            fn()
+        synchronise(device)
+        names = list(fns)
+        for round_ in range(repeats):
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                start = time.perf_counter()
+                fns[name]()
+                synchronise(device)
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def resident_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_case(side: str, shape: str, batch: int, device: str, threads: int | None) -> dict:
+    """Peak memory (MiB) of one side in this fresh process, run once after a warm-up run, and its growth
+    over the state before the run (model, inputs, the Python process and torch)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    fn = sides("memory:" + side, shape, batch, device)["run"]
+    gpu = device.startswith("cuda")
+    with torch.inference_mode("step" not in side):
+        fn()
+        synchronise(device)
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated() / 2**20
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+            before = resident_mib("VmRSS")
+        fn()
+        synchronise(device)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else resident_mib("VmHWM")
+    return {"peak": peak, "growth": peak - before}
+
+
+def in_fresh_process(fn, *args):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(case, args)
+        return pool.apply(fn, args)
 
 
 GOALS = {
@@ -136,70 +214,131 @@ GOALS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
-    args = parser.parse_args()
-
+def timing_rows(
+    shapes: list[str], cases: list[str], device: str, repeats: int, threads: int | None
+) -> list[dict]:
     rows = []
-    for shape in args.shapes:
+    for shape in shapes:
         small, large = BATCH[shape]
-        plan = [("P1", 0), ("P2", 0), ("P3", 0)] + [("P4", k) for k in (8, 16, 32)]
+        plan = [(name, 0) for name in ("P1", "P2", "P3") if name in cases]
+        plan += [("P4", k) for k in KS if "P4" in cases]
         for name, k in plan:
-            batch = small if name in ("P2", "P4") else large
-            if name == "P2":
-                batch = max(2, batch // 8)
-            result = run_case(name, shape, batch, args.device, args.repeats, k)
+            batch = {"P1": large, "P2": max(2, small // 8), "P3": large, "P4": small}[name]
+            times = in_fresh_process(timing_case, name, shape, batch, device, repeats, k, threads)
             what, ratio, goal = GOALS[name]
-            medians = statistics.median(result["first"]), statistics.median(result["second"])
-            best = min(result["first"]), min(result["second"])
-            memory = [result["peak_mib"]]
-            if name in ("P1", "P3"):  # how memory grows with the batch
-                memory.append(run_case(name, shape, batch // 4, args.device, 1, k)["peak_mib"])
+            median = {side: statistics.median(t) for side, t in times.items()}
+            best = {side: min(t) for side, t in times.items()}
             row = {
                 "shape": shape,
                 "case": name + (f" K={k}" if k else ""),
                 "what": what,
                 "batch": batch,
-                "ratio": ratio(*medians),
-                "ratio_min": ratio(*best),
                 "goal": f"≤ {1 + 0.1 * k:g}" if k else goal,
-                "first_ms": 1000 * medians[0],
-                "second_ms": 1000 * medians[1],
-                "peak_mib": memory,
+                "ratio": (ratio(median["A"], median["B"]), ratio(best["A"], best["B"])),
+                "ms": {side: 1000 * t for side, t in median.items()},
             }
+            if "A unpacked" in times:
+                row["unpacked"] = (
+                    ratio(median["A unpacked"], median["B"]),
+                    ratio(best["A unpacked"], best["B"]),
+                )
+                row["speedup"] = (median["A unpacked"] / median["A"], best["A unpacked"] / best["A"])
             rows.append(row)
             print(row, flush=True)
-    table = markdown(rows, args.device)
-    print(table)
-    if args.out:
-        args.out.write_text(table)
+    return rows
 
 
-def markdown(rows: list[dict], device: str) -> str:
-    import torch
+def memory_rows(device: str, threads: int | None) -> list[dict]:
+    os.environ.update(MEMORY_ENVIRONMENT)  # read by glibc when each fresh process starts
+    rows = []
+    for side in MEMORY_SIDES:
+        row = {
+            "side": side,
+            "mib": [
+                in_fresh_process(memory_case, side, *setting, device, threads) for setting in MEMORY_SETTINGS
+            ],
+        }
+        rows.append(row)
+        print(row, flush=True)
+    for name in MEMORY_ENVIRONMENT:
+        del os.environ[name]
+    return rows
 
+
+def median_best(values: tuple[float, float] | None, digits: int) -> str:
+    return "—" if values is None else f"{values[0]:.{digits}f} ({values[1]:.{digits}f})"
+
+
+def timing_table(rows: list[dict]) -> str:
     lines = [
-        f"Device: {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}).",
-        "",
-        "| shape | case | measures | batch | ratio (median) | ratio (best) | goal | median ms A / B "
-        "| peak MiB |",
+        "| shape | case | measures | batch | goal | ratio, packed: median (best) "
+        "| ratio, unpacked: median (best) | unpacked ÷ packed time: median (best) "
+        "| median ms: A packed / A unpacked / B |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        memory = " / ".join(f"{m:.0f}" for m in r["peak_mib"])
+        ms = r["ms"]
+        unpacked_ms = f"{ms['A unpacked']:.1f}" if "A unpacked" in ms else "—"
         lines.append(
-            f"| {r['shape']} | {r['case']} | {r['what']} | {r['batch']} | {r['ratio']:.3f} | "
-            f"{r['ratio_min']:.3f} | "
-            f"{r['goal']} | {r['first_ms']:.1f} / {r['second_ms']:.1f} | {memory} |"
+            f"| {r['shape']} | {r['case']} | {r['what']} | {r['batch']} | {r['goal']} | "
+            f"{median_best(r['ratio'], 3)} | {median_best(r.get('unpacked'), 3)} | "
+            f"{median_best(r.get('speedup'), 2)} | {ms['A']:.1f} / {unpacked_ms} / {ms['B']:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def memory_table(rows: list[dict], device: str) -> str:
+    what = "peak allocated" if device.startswith("cuda") else "peak RSS"
+    header = " | ".join(
+        f"P = {(SHAPES[shape]['img_size'] // SHAPES[shape]['patch_size']) ** 2}, batch {batch}"
+        for shape, batch in MEMORY_SETTINGS
+    )
+    lines = [
+        f"{what} in MiB, and (in brackets) its growth over the process before the run:",
+        "",
+        f"| side | {header} |",
+        "|---|" + "---|" * len(MEMORY_SETTINGS),
+    ]
+    for r in rows:
+        cells = " | ".join(f"{m['peak']:.0f} (+{m['growth']:.0f})" for m in r["mib"])
+        lines.append(f"| {r['side']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shapes", nargs="+", default=list(BATCH), choices=list(BATCH))
+    parser.add_argument("--cases", nargs="+", default=list(GOALS), choices=list(GOALS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads per case (default torch's; 1 is steadier on a shared machine)",
+    )
+    parser.add_argument("--tables", nargs="+", default=["timing", "memory"], choices=["timing", "memory"])
+    parser.add_argument("--out", type=Path, help="also write the tables (Markdown) here")
+    args = parser.parse_args()
+
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
+    parts = [
+        f"Device: {args.device} ({platform.processor() or platform.machine()}, {threads} "
+        f"threads, torch {torch.__version__}).\n"
+    ]
+    if "timing" in args.tables:
+        parts.append(
+            timing_table(timing_rows(args.shapes, args.cases, args.device, args.repeats, args.threads))
+        )
+    if "memory" in args.tables:
+        parts.append(memory_table(memory_rows(args.device, args.threads), args.device))
+    text = "\n".join(parts)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

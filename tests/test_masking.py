@@ -1,8 +1,19 @@
 import pytest
 import torch
 
-from explainvec.models.masking import key_mask, masked_logits, masked_tokens
-from explainvec.models.vit import embed
+from explainvec.models.adapter import has_adapter
+from explainvec.models.masking import (
+    complementary_pairs,
+    key_mask,
+    masked_logits,
+    masked_tokens,
+    paired_prefix_tokens,
+    segment_mask,
+)
+from explainvec.models.vit import build_vit, embed
+from explainvec.shapley import kernel_shap, sample_kernel_coalitions
+from explainvec.shapley.model_games import MaskedModelGame
+from explainvec.training.supervision import AmortisedGameLoss
 
 
 def dropped_sequence_tokens(model, image, keep):
@@ -43,3 +54,135 @@ def test_all_kept_equals_plain_forward(tiny_vit):
     keep = torch.ones(2, 16, dtype=torch.bool)
     torch.testing.assert_close(masked_logits(tiny_vit, images, keep), tiny_vit(images), atol=1e-5, rtol=0)
     torch.testing.assert_close(masked_logits(tiny_vit, images), tiny_vit(images), atol=1e-6, rtol=0)
+
+
+def small_vit(**overrides):
+    """A random 4x4 ViT (img 32, patch 8, dim 32, depth 2) with 5 classes, in eval mode."""
+    torch.manual_seed(0)
+    architecture = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)
+    model = build_vit({**architecture, **overrides}).eval()
+    if has_adapter(model):  # a random adapter: it must not reach the class token
+        torch.nn.init.normal_(model.explain_adapter.weight)
+    return model
+
+
+VARIANTS = {
+    "plain": {},
+    "registers": {"reg_tokens": 2},
+    "registers, no class position": {"reg_tokens": 2, "no_embed_class": True},
+    "adapter": {"explain_adapter": True},
+}
+
+
+def paired_masks(num_inputs: int, pairs: int, seed: int) -> torch.Tensor:
+    """(all, ∅) followed by ``pairs − 1`` random complementary pairs of any size, ``[B, 2·pairs, 16]``."""
+    first = torch.rand(num_inputs, pairs, 16, generator=torch.Generator().manual_seed(seed)) < 0.4
+    first[:, 0] = True
+    return torch.stack([first, ~first], dim=2).reshape(num_inputs, 2 * pairs, 16)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_packed_pairs_give_the_prefix_tokens_of_separate_masked_runs(variant):
+    model = small_vit(**VARIANTS[variant])
+    images = torch.randn(3, 3, 32, 32)
+    keep = paired_masks(3, 4, seed=1)
+    prefix = model.num_prefix_tokens
+    separate = masked_tokens(model, images, keep)[:, :prefix]
+    packed = paired_prefix_tokens(model, images, keep)
+    assert packed.shape == separate.shape == (3 * 8, prefix, 32)
+    torch.testing.assert_close(packed, separate, atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_packed_pairs_equal_dropping_tokens():
+    """Against the independent reference: each coalition's class token from its own shortened sequence."""
+    model = small_vit()
+    images = torch.randn(2, 3, 32, 32)
+    keep = paired_masks(2, 3, seed=2)
+    packed = paired_prefix_tokens(model, images, keep).reshape(2, 6, 1, -1)
+    for b in range(2):
+        for m in range(6):
+            expected, _ = dropped_sequence_tokens(model, images[b], keep[b, m])
+            torch.testing.assert_close(packed[b, m, 0], expected[0], atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("output", ["embedding", "logit", "probability"])
+def test_masked_game_values_are_the_same_packed_or_not(variant, output):
+    model = small_vit(**VARIANTS[variant])
+    images = torch.randn(4, 3, 32, 32)
+    keep = paired_masks(4, 5, seed=3)
+    packed = MaskedModelGame(model, images, output)(keep)
+    separate = MaskedModelGame(model, images, output, pack_pairs=False)(keep)
+    assert packed.shape == separate.shape == (4, 10, 32 if output == "embedding" else 5)
+    torch.testing.assert_close(packed, separate, atol=1e-5, rtol=0)
+
+
+def test_complementary_pairs_are_detected_only_when_every_pair_is():
+    keep = paired_masks(3, 4, seed=4)
+    assert complementary_pairs(keep)
+    assert complementary_pairs(sample_kernel_coalitions(3, 16, 6, generator=torch.Generator().manual_seed(0)))
+    assert not complementary_pairs(sample_kernel_coalitions(3, 16, 6, paired=False))
+    assert not complementary_pairs(keep[:, 1:7])  # pairs shifted by one
+    assert not complementary_pairs(keep[:, :7])  # odd count
+    broken = keep.clone()
+    broken[2, 5, 0] = ~broken[2, 5, 0]  # one player of one image in both halves of a pair
+    assert not complementary_pairs(broken)
+    with pytest.raises(ValueError, match="complement"):
+        paired_prefix_tokens(small_vit(), torch.randn(3, 3, 32, 32), broken)
+
+
+@torch.no_grad()
+def test_masked_game_falls_back_to_separate_runs_for_unpaired_masks():
+    model = small_vit()
+    images = torch.randn(2, 3, 32, 32)
+    keep = paired_masks(2, 3, seed=5)
+    keep[1, 3, 7] = ~keep[1, 3, 7]
+    values = MaskedModelGame(model, images, "logit")(keep)
+    for b in range(2):
+        expected = masked_logits(model, images[b : b + 1], keep[b])
+        torch.testing.assert_close(values[b], expected, atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_segment_mask_separates_the_two_coalitions_of_a_pair():
+    first = torch.tensor([[True, False, True]])
+    mask = segment_mask(first, 2, torch.float32)[0, 0]  # tokens: 2 + 2 prefix, then 3 patches
+    sees = mask == 0
+    segment = torch.tensor([0, 0, 1, 1, 0, 1, 0])
+    assert torch.equal(sees, segment[:, None] == segment[None, :])
+    assert mask[~sees].eq(float("-inf")).all()
+
+
+@torch.no_grad()
+def test_kernel_shap_is_unchanged_by_packing():
+    model = small_vit(reg_tokens=1)
+    images = torch.randn(3, 3, 32, 32)
+    estimates = [
+        kernel_shap(MaskedModelGame(model, images, "logit", pack_pairs=pack), 66,
+                    generator=torch.Generator().manual_seed(7), chunk_size=16)
+        for pack in (True, False)
+    ]  # fmt: skip
+    torch.testing.assert_close(estimates[0].values, estimates[1].values, atol=1e-5, rtol=0)
+    torch.testing.assert_close(estimates[0].std_errors, estimates[1].std_errors, atol=1e-5, rtol=0)
+    torch.testing.assert_close(estimates[0].base, estimates[1].base, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("output", ["embedding", "probability"])
+def test_amortised_loss_is_unchanged_by_packing(output):
+    model = small_vit(explain_adapter=True).train()
+    value_model = small_vit()
+    images, indices = torch.randn(4, 3, 32, 32), torch.arange(4)
+    losses, grads = [], []
+    for pack in (True, False):
+        loss_fn = AmortisedGameLoss(value_model, output=output, num_coalitions=8, seed=3, pack_pairs=pack)
+        model.zero_grad()
+        loss = loss_fn(model, images, indices, masked_tokens(model, images))
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(model.explain_adapter.weight.grad.clone())
+    assert losses[0] > 0
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)

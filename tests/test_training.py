@@ -57,7 +57,8 @@ def test_self_explaining_map_matches_shapley_values(base):
         truth = reference.values[torch.arange(16), :, out.predicted]
         scores[name] = pearson(out.for_class(), truth).mean().item()
     assert scores["sem"] >= 0.8, scores
-    assert scores["sem"] > scores["lambda0"] + 0.3, scores
+    # It closes most of the distance to a perfect map that the prediction-only model leaves.
+    assert 1 - scores["sem"] < 0.5 * (1 - scores["lambda0"]), scores
     assert sem.meta.metrics["val_accuracy"] >= predict.meta.metrics["val_accuracy"] - 0.03
 
 

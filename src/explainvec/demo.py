@@ -57,8 +57,11 @@ DEMO_PRESETS = {
 HEATMAP_IMAGES = 4
 
 
-def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) -> Report:
-    """Run the demo preset ``preset`` and write its report, models and figures under ``out``."""
+def run_demo(
+    preset: str, out: str | Path, *, device: str = "cpu", progress: Progress | None = None
+) -> Report:
+    """Run the demo preset ``preset`` and write its report, models and figures under ``out``; fine-tuning,
+    the λ search, the evaluation and the heatmaps run on ``device`` (the base is pretrained on CPU)."""
     if preset not in DEMO_PRESETS:
         raise ValueError(f"unknown demo preset {preset!r}; known: {', '.join(DEMO_PRESETS)}")
     settings = DEMO_PRESETS[preset]
@@ -74,7 +77,9 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
         return result
 
     base = load_checkpoint(timed("base", lambda: cached_base(settings.grid, progress=progress)))
-    config = TrainConfig(epochs=settings.epochs, train_size=settings.train_size, eval_size=settings.eval_size)
+    config = TrainConfig(
+        epochs=settings.epochs, train_size=settings.train_size, eval_size=settings.eval_size, device=device
+    )
     explain_config = config.model_copy(update={"lr": 3e-4, "keep_min": 1.0, "freeze_head": True})
     source_predict = timed(
         "source_predict", lambda: finetune(base, settings.source, config, progress=progress)
@@ -98,11 +103,12 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
         tau,
         _images(target_predict, settings.target, 128, "val"),
         readout=readout,
+        device=device,
         progress=progress,
     )
     lam = choose_lambda(curve).lam
     transferred = Checkpoint(
-        tau.apply_to(target_predict.model, lam),
+        tau.apply_to(target_predict.model.cpu(), lam),
         target_predict.meta.model_copy(
             update={
                 "kind": "edited",
@@ -121,6 +127,7 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
         "images": settings.fidelity_images,
         "size": settings.eval_size,
         "config": suite,
+        "device": device,
         "progress": progress,
     }
     report = timed(
@@ -148,9 +155,9 @@ def run_demo(preset: str, out: str | Path, *, progress: Progress | None = None) 
     )
     for row in source_report.rows:
         row.method = "source_lambda0" if row.method == "lambda0" else row.method
-    _heatmaps(transferred, settings.target, out / "heatmaps" / "transferred", readout)
-    _heatmaps(target_predict, settings.target, out / "heatmaps" / "lambda0", readout)
-    _heatmaps(source_sem, settings.source, out / "heatmaps" / "source_self_explaining", readout)
+    _heatmaps(transferred, settings.target, out / "heatmaps" / "transferred", readout, device)
+    _heatmaps(target_predict, settings.target, out / "heatmaps" / "lambda0", readout, device)
+    _heatmaps(source_sem, settings.source, out / "heatmaps" / "source_self_explaining", readout, device)
     plot_domain_samples([settings.source, settings.target], base.meta.preprocess, out / "domains.png")
     report.preset = preset
     report.rows += source_report.rows
@@ -175,10 +182,10 @@ def _images(checkpoint: Checkpoint, data: str, count: int, split: str = "test") 
     return torch.stack([part[i][0] for i in range(count)])
 
 
-def _heatmaps(checkpoint: Checkpoint, data: str, folder: Path, readout: str) -> None:
+def _heatmaps(checkpoint: Checkpoint, data: str, folder: Path, readout: str, device: str) -> None:
     test = checkpoint.load_split(data, "test", size=HEATMAP_IMAGES)
     sem = SelfExplainingViT(checkpoint.model, checkpoint.meta.class_names, readout)
     items = [
         ImageItem(f"{i:03d}-{test.class_names[test[i][1]]}", test[i][0], test[i][2]) for i in range(len(test))
     ]
-    explain_to_folder(sem.eval(), checkpoint.meta.preprocess, items, folder)
+    explain_to_folder(sem.eval(), checkpoint.meta.preprocess, items, folder, device=device)

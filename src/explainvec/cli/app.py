@@ -34,20 +34,30 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except USER_ERRORS as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from error
 
     return wrapper  # type: ignore[return-value]
 
 
+def one_line(error: Exception) -> str:
+    """The message of ``error``; for one re-raised from a data-loading worker (whose message carries the
+    worker's traceback), the original exception's message alone."""
+    message = str(error)
+    if "Original Traceback" in message:
+        message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+    return message
+
+
 @contextmanager
-def progress_bar() -> Iterator[Progress]:
-    """A shared rich progress display for one command."""
+def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+    """A shared rich progress display for one command (``enabled=False``: silent, e.g. on ranks > 0)."""
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        disable=not enabled,
     ) as progress:
         yield progress

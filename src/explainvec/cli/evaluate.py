@@ -11,6 +11,7 @@ from explainvec.evaluation.baselines import get_attributor
 from explainvec.evaluation.evaluate import BASELINES, suite_report
 from explainvec.evaluation.suite import SuiteConfig
 from explainvec.models.checkpoint import load_checkpoint
+from explainvec.models.device import resolve_device
 from explainvec.vectors import ExplainabilityVector
 
 
@@ -36,9 +37,11 @@ def evaluate_command(
     reference_budget: int = typer.Option(2048, min=4, help="Kernel SHAP budget of the fidelity reference."),
     masks: str | None = typer.Option(None, help="Mask folder beside an image folder."),
     size: int | None = typer.Option(None, help="Synthetic data only: test images for accuracy."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
 ) -> None:
     """Evaluate MODEL (and baselines) on the test split of DATA: accuracy, agreement, insertion/deletion,
     fidelity to Shapley values, localisation, sensitivity-n and cost, with 95 % bootstrap intervals."""
+    torch_device = resolve_device(device)
     names = tuple(b.strip() for b in baselines.split(",") if b.strip())
     for name in names:
         get_attributor(name)  # unknown names fail before any work
@@ -59,6 +62,7 @@ def evaluate_command(
             masks=masks,
             config=SuiteConfig(reference_budget=reference_budget),
             title=f"Evaluation of {model.name}",
+            device=torch_device,
             progress=progress,
         )
     console.print(report.to_markdown(), highlight=False, markup=False)

@@ -11,6 +11,7 @@ from explainvec.cli.app import app, console, handle_errors
 from explainvec.data.folder import IMAGE_SUFFIXES, open_rgb
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
 from explainvec.models.checkpoint import load_checkpoint
+from explainvec.models.device import resolve_device
 from explainvec.models.self_explaining import SelfExplainingViT
 
 
@@ -35,8 +36,10 @@ def explain_command(
     data: str | None = typer.Option(None, help="Also explain test images of synthetic:<domain>."),
     count: int = typer.Option(8, help="With --data: how many test images."),
     top_k: int = typer.Option(3, help="Classes shown per image (predicted first)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
 ) -> None:
     """Predict and explain images in one forward pass; write heatmap PNGs and raw P × C maps."""
+    torch_device = resolve_device(device)
     checkpoint = load_checkpoint(model)
     preprocess = checkpoint.meta.preprocess
     sem = SelfExplainingViT.from_checkpoint(checkpoint).eval()
@@ -51,5 +54,5 @@ def explain_command(
                                    mask if test.has_masks else None))  # fmt: skip
     if not items:
         raise ValueError("nothing to explain: give image files or folders, or --data")
-    path = explain_to_folder(sem, preprocess, items, out, top_k=top_k)
+    path = explain_to_folder(sem, preprocess, items, out, top_k=top_k, device=torch_device)
     console.print(f"explained {len(items)} images: {out}/*.png and {path}")

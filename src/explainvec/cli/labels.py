@@ -8,9 +8,12 @@ import typer
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
 from explainvec.models.checkpoint import load_checkpoint
+from explainvec.models.device import resolve_device
 from explainvec.models.fingerprint import fingerprint
 from explainvec.models.vit import num_patches
 from explainvec.shapley.label_cache import LabelCache
+from explainvec.training.config import TrainConfig
+from explainvec.training.engine import launch
 
 
 @app.command("labels")
@@ -25,9 +28,16 @@ def labels_command(
     rank: int = typer.Option(0, help="This process's rank: it computes shards k with k % world == rank."),
     world_size: int = typer.Option(1, help="Number of processes filling the cache."),
     seed: int = typer.Option(0),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    devices: int = typer.Option(1, help="Processes per node, each filling its shards (instead of --rank)."),
+    num_nodes: int = typer.Option(1, help="Nodes (launch with fabric run, torchrun or SLURM)."),
 ) -> None:
     """Compute the Kernel SHAP label cache for `train --mode explain --supervision labels`."""
+    device = str(resolve_device(device))
+    fabric = None
+    if devices > 1 or num_nodes > 1:
+        fabric = launch(TrainConfig(device=device, devices=devices, num_nodes=num_nodes))
+        rank, world_size, device = fabric.global_rank, fabric.world_size, str(fabric.device)
     checkpoint = load_checkpoint(value_model)
     train = checkpoint.load_split(data, "train", size=train_size, seed=seed)
     cache = LabelCache(out)
@@ -43,10 +53,14 @@ def labels_command(
             "seed": seed,
         }
     )
-    with progress_bar() as progress:
+    with progress_bar(enabled=rank == 0) as progress:
         done = cache.compute(
             checkpoint.model, train, rank=rank, world_size=world_size, device=device, progress=progress
         )
+    if fabric is not None:
+        fabric.barrier()
+        if not fabric.is_global_zero:
+            return
     console.print(f"computed {done} shards; {len(cache.missing())} still missing")
     if not cache.missing():
         console.print(f"wrote {cache.merge()}")

@@ -1,6 +1,16 @@
 """Entry point of the ``explainvec`` command: every command module registers itself on the app."""
 
-from explainvec.cli import demo, domains, evaluate, explain, labels, pretrain, train, vector  # noqa: F401  (registers commands)
+from explainvec.cli import (  # noqa: F401  (registers commands)
+    demo,
+    domains,
+    evaluate,
+    explain,
+    import_base,
+    labels,
+    pretrain,
+    train,
+    vector,
+)
 from explainvec.cli.app import app
 
 __all__ = ["app"]

@@ -8,11 +8,15 @@ from pathlib import Path
 import typer
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
+from explainvec.models.backbones import load_base
 from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+from explainvec.models.device import resolve_device
 from explainvec.shapley.label_cache import LabelCache
 from explainvec.training.config import TrainConfig
 from explainvec.training.explain import train_explainer
+from explainvec.training.engine import launch
 from explainvec.training.finetune import finetune
+from explainvec.training.state import state_path
 
 DEFAULTS = TrainConfig()
 
@@ -29,6 +33,12 @@ class Supervision(str, Enum):
     labels = "labels"
 
 
+class Precision(str, Enum):
+    full = "32-true"
+    bf16 = "bf16-mixed"
+    fp16 = "16-mixed"
+
+
 class Init(str, Enum):
     value = "value"
     base = "base"
@@ -37,7 +47,7 @@ class Init(str, Enum):
 @app.command("train")
 @handle_errors
 def train_command(
-    base: Path = typer.Option(..., help="Base checkpoint every model starts from."),
+    base: str = typer.Option(..., help="Base checkpoint every model starts from, or timm:<model name>."),
     data: str = typer.Option(..., help="synthetic:<domain> or an image folder root/<class>/*.png."),
     out: Path = typer.Option(..., help="Checkpoint to write (.safetensors)."),
     mode: Mode = typer.Option(Mode.predict, help="predict: classification only; explain: self-explaining."),
@@ -68,9 +78,19 @@ def train_command(
         None, "--freeze-head/--train-head", help="Default: trained in predict mode, frozen in explain mode."
     ),
     seed: int = typer.Option(0),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    devices: int = typer.Option(1, help="Data-parallel processes per node (starts them unless launched)."),
+    num_nodes: int = typer.Option(1, help="Nodes (launch with fabric run, torchrun or SLURM)."),
+    precision: Precision = typer.Option(Precision.full, help="bf16-mixed on recent GPUs."),
+    workers: int = typer.Option(0, help="Data-loading worker processes per training process."),
+    resume: bool = typer.Option(False, help="Continue a killed run from OUT's .train-state file."),
+    save_every: int = typer.Option(0, help="Write the resumable state every N steps (0: each epoch)."),
+    weights: Path | None = typer.Option(None, help="--base timm:<name>: local weights file."),
+    img_size: int | None = typer.Option(None, help="--base timm:<name>: input size."),
+    allow_download: bool = typer.Option(False, help="--base timm:<name> without --weights: download."),
 ) -> None:
     """Fine-tune BASE on DATA (prediction-only, or self-explaining) and write the model with its sidecar."""
+    resolve_device(device)
     explain = mode == Mode.explain
     if explain and value_model is None:
         raise ValueError("--mode explain needs --value-model (the prediction-only model of DATA)")
@@ -83,9 +103,19 @@ def train_command(
         freeze_head=freeze_head if freeze_head is not None else explain,
         seed=seed,
         device=device,
+        devices=devices,
+        num_nodes=num_nodes,
+        precision=precision.value,
+        workers=workers,
+        save_every=save_every,
     )
-    base_checkpoint = load_checkpoint(base)
-    with progress_bar() as progress:
+    state = state_path(out)
+    if state.is_file() and not resume:
+        raise FileExistsError(f"{state} holds an interrupted run: add --resume to continue it, or delete it")
+    fabric = launch(config)
+    base_checkpoint = load_base(base, weights=weights, allow_download=allow_download, image_size=img_size)
+    run = {"fabric": fabric, "state": state, "resume": resume}
+    with progress_bar(enabled=fabric.is_global_zero) as progress:
         if explain:
             checkpoint = train_explainer(
                 base_checkpoint,
@@ -100,8 +130,12 @@ def train_command(
                 labels=LabelCache(labels).load() if labels else None,
                 masks=masks,
                 progress=progress,
+                **run,
             )
         else:
-            checkpoint = finetune(base_checkpoint, data, config, masks=masks, progress=progress)
+            checkpoint = finetune(base_checkpoint, data, config, masks=masks, progress=progress, **run)
+    if not fabric.is_global_zero:
+        return
     save_checkpoint(out, checkpoint)
+    state.unlink(missing_ok=True)
     console.print(f"wrote {out} (val accuracy {checkpoint.meta.metrics['val_accuracy']:.3f})")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
 from explainvec.training.shared_vector import train_shared_vector
 from explainvec.vectors import ExplainabilityVector, LambdaPoint, choose_lambda, lambda_curve
@@ -37,6 +38,7 @@ def vector_command(
 ) -> None:
     """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out); or, with --base and
     no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe)."""
+    resolve_device(device)
     if explain is not None:
         if len(predict) != 1:
             raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
@@ -70,17 +72,23 @@ def apply_command(
     data: str | None = typer.Option(None, help="With --lam auto: target data whose val images choose λ."),
     images: int = typer.Option(128, help="With --lam auto: how many val images."),
     min_agreement: float = typer.Option(0.99, help="With --lam auto: least top-1 agreement with TARGET."),
-    force: bool = typer.Option(False, help="Apply even if the base fingerprints differ."),
+    force: bool = typer.Option(
+        False, help="Apply even if the base fingerprints differ (never across architectures or patch grids)."
+    ),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
 ) -> None:
     """Write TARGET + λ·τ: a model that predicts and explains in one pass, no training."""
+    torch_device = resolve_device(device)
     target = load_checkpoint(model)
     tau = ExplainabilityVector.load(vector)
     tau.check_compatible(target, force=force)
+    if target.meta.base_fingerprint != tau.meta["base_fingerprint"]:
+        console.print("[yellow]warning:[/] --force: the model and the vector come from different bases")
     explanation = {**tau.meta.get("explanation", {}), "vector_source": tau.meta["source_data"]}
     if lam == "auto":
         if data is None:
             raise ValueError("--lam auto needs --data (unlabelled target images to choose λ on)")
-        curve = _lambda_curve(target, tau, data, images, explanation.get("readout", "logit"))
+        curve = _lambda_curve(target, tau, data, images, explanation.get("readout", "logit"), torch_device)
         chosen = choose_lambda(curve, min_agreement)
         _print_curve(curve, chosen)
         value = chosen.lam
@@ -92,17 +100,17 @@ def apply_command(
             raise ValueError(f"--lam must be a number or 'auto', got {lam!r}") from error
     explanation["lambda"] = value
     edited_meta = target.meta.model_copy(update={"kind": "edited", "explanation": explanation})
-    save_checkpoint(out, Checkpoint(tau.apply_to(target.model, value), edited_meta))
+    save_checkpoint(out, Checkpoint(tau.apply_to(target.model.cpu(), value), edited_meta))
     console.print(f"wrote {out} = {model.name} + {value:g}·τ")
 
 
 def _lambda_curve(
-    target: Checkpoint, tau: ExplainabilityVector, data: str, count: int, readout: str
+    target: Checkpoint, tau: ExplainabilityVector, data: str, count: int, readout: str, device: torch.device
 ) -> list[LambdaPoint]:
     val = target.load_split(data, "val", size=count)
     batch = torch.stack([val[i][0] for i in range(min(count, len(val)))])
     with progress_bar() as progress:
-        return lambda_curve(target.model, tau, batch, readout=readout, progress=progress)
+        return lambda_curve(target.model, tau, batch, readout=readout, device=device, progress=progress)
 
 
 def _print_curve(curve: list[LambdaPoint], chosen: LambdaPoint) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from explainvec.data.folder import ImageFolderDataset
+from pathlib import Path
+
+from explainvec.data.domains import get_domain
+from explainvec.data.folder import DataError, ImageFolderDataset, class_folders, split_root
 from explainvec.data.preprocess import Preprocess
 from explainvec.data.synthetic import SyntheticDataset
 
@@ -36,3 +39,13 @@ def load_data(
             seed=seed,
         )
     return ImageFolderDataset(spec, split, preprocess=preprocess, masks=masks)
+
+
+def data_class_names(spec: str) -> list[str]:
+    """The class names of the data named ``spec``, in label order, without reading any image."""
+    if spec.startswith(SYNTHETIC_PREFIX):
+        return list(get_domain(spec[len(SYNTHETIC_PREFIX) :]).classes)
+    root = Path(spec)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    return class_folders(split_root(root, "train")[0])

@@ -14,7 +14,7 @@ def predict_logits(
     data: Dataset,
     *,
     batch_size: int = 256,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: Progress | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``[N, C]`` and labels ``[N]`` of every item of ``data``."""

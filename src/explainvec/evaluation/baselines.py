@@ -31,7 +31,8 @@ def single_pass(model: SelfExplainingViT, images: torch.Tensor, out: Explanation
 
 
 def kernel_shap_attributor(budget: int, seed: int = 1) -> Attributor:
-    """Kernel SHAP with ``budget`` evaluations of the model's own read-out game."""
+    """Kernel SHAP with ``budget`` evaluations of the model's own read-out game (coalitions drawn on CPU,
+    so the same on every device; the game runs where the images are)."""
 
     def attribute(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
         game = MaskedModelGame(model.vit, images, model.readout)
@@ -41,10 +42,11 @@ def kernel_shap_attributor(budget: int, seed: int = 1) -> Attributor:
 
 
 def random_attributor(seed: int = 0) -> Attributor:
-    """Standard normal noise: the floor every method must beat."""
+    """Standard normal noise: the floor every method must beat (drawn on CPU, so the same on every device)."""
 
     def attribute(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
-        return torch.randn(out.attributions.shape, generator=torch.Generator().manual_seed(seed))
+        noise = torch.randn(out.attributions.shape, generator=torch.Generator().manual_seed(seed))
+        return noise.to(images.device)
 
     return attribute
 
@@ -67,7 +69,7 @@ def attention_rollout(model: SelfExplainingViT, images: torch.Tensor, out: Expla
         b, n, _ = x.shape
         q, k, _ = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
         weights = ((attn.q_norm(q) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1).mean(1)
-        weights = 0.5 * (weights + torch.eye(n))
+        weights = 0.5 * (weights + torch.eye(n, device=weights.device))
         weights = weights / weights.sum(-1, keepdim=True)
         rollout = weights if rollout is None else weights @ rollout
     patches = rollout[:, 0, vit.num_prefix_tokens :]
@@ -82,7 +84,7 @@ def integrated_gradients(steps: int = 16) -> Attributor:
         method = LayerIntegratedGradients(model.vit, model.vit.patch_embed)
         maps = []
         for c in range(out.logits.shape[-1]):
-            target = torch.full((len(images),), c, dtype=torch.long)
+            target = torch.full((len(images),), c, dtype=torch.long, device=images.device)
             scores = method.attribute(images, torch.zeros_like(images), target=target, n_steps=steps)
             maps.append(scores.sum(-1).detach())
         return torch.stack(maps, dim=-1)

@@ -37,10 +37,11 @@ def evaluate_checkpoint(
     size: int | None = None,
     masks: str | None = None,
     seed: int = 0,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: Progress | None = None,
 ) -> ReportRow:
-    """Accuracy on the test split, and agreement of top-1 predictions with ``reference`` when given."""
+    """Accuracy on the test split, and agreement of top-1 predictions with ``reference`` when given; the
+    models are moved to ``device`` and predict there."""
     test = checkpoint.load_split(data, "test", size=size, seed=seed, masks=masks)
     if test.class_names != checkpoint.meta.class_names:
         raise ValueError(
@@ -79,6 +80,7 @@ def suite_report(
     masks: str | None = None,
     config: SuiteConfig = SuiteConfig(),
     title: str | None = None,
+    device: str | torch.device = "cpu",
     progress: Progress | None = None,
 ) -> Report:
     """The full evaluation of ``checkpoint`` on ``data``'s test split, written under ``out`` as
@@ -87,7 +89,8 @@ def suite_report(
     Rows: ``name`` (the model's single pass); with ``reference`` (the unedited model) ``lambda0`` and
     the ``baselines`` run on it, else on the model; ``random_vector`` (a norm-matched random vector at the
     model's λ) with ``vector`` and ``reference``; ``oracle`` when given. Accuracy and agreement are on the
-    whole test split, the explanation metrics on its first ``images`` images.
+    whole test split, the explanation metrics on its first ``images`` images. Models, images and Kernel
+    SHAP games run on ``device`` (the models are moved there); reports and figures are written from CPU.
     """
     out = Path(out)
     explained = reference or checkpoint
@@ -103,19 +106,22 @@ def suite_report(
     if oracle is not None:
         candidates.append(("oracle", oracle, "single_pass"))
     wrapped = {
-        id(c): SelfExplainingViT(c.model, c.meta.class_names, readout).eval() for _, c, _ in candidates
+        id(c): SelfExplainingViT(c.model, c.meta.class_names, readout).to(device).eval()
+        for _, c, _ in candidates
     }
     methods = [
         Method(method, wrapped[id(c)], get_attributor(a), attributor_cost(a, len(c.meta.class_names)))
         for method, c, a in candidates
     ]
-    batch = suite_batch(checkpoint, data, images, masks, reference)
+    batch = suite_batch(checkpoint, data, images, masks, reference, device)
     references: dict = {}
     results, reference_errors = evaluate_methods(
         methods, batch, config, references=references, progress=progress
     )
     accuracies = {
-        id(c): evaluate_checkpoint(c, data, reference=reference or checkpoint, size=size, masks=masks)
+        id(c): evaluate_checkpoint(
+            c, data, reference=reference or checkpoint, size=size, masks=masks, device=device
+        )
         for _, c, _ in candidates
     }
     rows = []
@@ -198,9 +204,15 @@ def suite_report(
 
 
 def suite_batch(
-    checkpoint: Checkpoint, data: str, count: int, masks: str | None, reference: Checkpoint | None
+    checkpoint: Checkpoint,
+    data: str,
+    count: int,
+    masks: str | None,
+    reference: Checkpoint | None,
+    device: str | torch.device = "cpu",
 ) -> Batch:
-    """The first ``count`` test images with labels and per-patch mask shares (where masks exist)."""
+    """The first ``count`` test images with labels and per-patch mask shares (where masks exist), on
+    ``device`` with the unedited model."""
     test = checkpoint.load_split(data, "test", size=count, masks=masks)
     count = min(count, len(test))
     items = [test[i] for i in range(count)]
@@ -211,7 +223,10 @@ def suite_batch(
         grid = grid_size(checkpoint.model)
         batch_masks = F.adaptive_avg_pool2d(pixel_masks[:, None], grid).flatten(1)
     return Batch(
-        images, torch.tensor([item[1] for item in items]), batch_masks, (reference or checkpoint).model.eval()
+        images.to(device),
+        torch.tensor([item[1] for item in items], device=device),
+        None if batch_masks is None else batch_masks.to(device),
+        (reference or checkpoint).model.to(device).eval(),
     )
 
 
@@ -227,12 +242,12 @@ def _method_grid(
     for method in methods:
         with torch.no_grad():
             out = method.model(images)
-        maps[method.name] = method.attributor(method.model, images, out)[
-            torch.arange(len(images)), :, out.predicted
-        ].numpy()
+        attributions = method.attributor(method.model, images, out)
+        rows = torch.arange(len(images), device=attributions.device)
+        maps[method.name] = attributions[rows, :, out.predicted.to(attributions.device)].cpu().numpy()
     pictures = [to_display(image, checkpoint.meta.preprocess) for image in images]
     grid = grid_size(checkpoint.model)
     masks = None
     if batch.masks is not None:
-        masks = [mask.reshape(grid).numpy() for mask in batch.masks[:count]]
+        masks = [mask.reshape(grid).cpu().numpy() for mask in batch.masks[:count]]
     plot_method_grid(pictures, masks, maps, grid, path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -31,14 +31,24 @@ def explain_to_folder(
     *,
     top_k: int = 3,
     batch_size: int = 64,
+    device: str | torch.device = "cpu",
 ) -> Path:
     """Write ``out/<name>.png`` overlays (predicted class first, then the next ``top_k − 1``) and
-    ``out/explanations.json`` with every image's ``P × C`` attributions; returns the JSON path."""
+    ``out/explanations.json`` with every image's ``P × C`` attributions; returns the JSON path.
+    An image holding NaN or Inf is refused (ValueError naming it) before anything is written.
+    ``model`` is moved to ``device`` and the images run there in batches; what is written comes from CPU."""
+    for item in items:
+        if not torch.isfinite(item.image).all():
+            raise ValueError(f"image {item.name} holds NaN or Inf after preprocessing; nothing was explained")
     out = Path(out)
+    model.to(device)
     records = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        explanation = model(torch.stack([item.image for item in chunk]))
+        explanation = model(torch.stack([item.image for item in chunk]).to(device))
+        explanation = replace(
+            explanation, logits=explanation.logits.cpu(), attributions=explanation.attributions.cpu()
+        )
         probabilities = explanation.probabilities
         k = min(top_k, probabilities.shape[1])
         for row, item in enumerate(chunk):

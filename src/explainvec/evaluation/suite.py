@@ -46,7 +46,8 @@ class Method:
 
 @dataclass
 class Batch:
-    """The evaluation images, their labels, optional patch masks ``[B, P]``, and the unedited model."""
+    """The evaluation images, their labels, optional patch masks ``[B, P]``, and the unedited model; all on
+    the device the suite runs on."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -57,14 +58,17 @@ class Batch:
 def method_metrics(
     method: Method, batch: Batch, reference_values: torch.Tensor, config: SuiteConfig
 ) -> tuple[dict[str, torch.Tensor], float]:
-    """Per-image values of every metric for ``method`` and its milliseconds per explained image."""
+    """Per-image values of every metric for ``method`` and its milliseconds per explained image; everything
+    runs on the device of ``batch.images`` (where the model must be)."""
     model, images = method.model, batch.images
     with torch.no_grad():
         model(images[:1])  # warm-up, and v(∅) cached before the clock starts
+    _synchronize(images.device)
     start = time.perf_counter()
     with torch.no_grad():
         out = model(images)
     maps = method.attributor(model, images, out).detach()
+    _synchronize(images.device)
     milliseconds = 1000 * (time.perf_counter() - start) / len(images)
     predicted = out.predicted
     own, ref = _of(maps, predicted), _of(reference_values, predicted)
@@ -105,7 +109,13 @@ def method_metrics(
 
 
 def _of(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    return maps[torch.arange(len(classes)), :, classes]
+    return maps[torch.arange(len(classes), device=maps.device), :, classes.to(maps.device)]
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that wall-clock timings include it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class MethodResult(BaseModel):

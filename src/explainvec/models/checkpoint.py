@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
 from explainvec.data.preprocess import Preprocess
 from explainvec.data.sources import load_data
-from explainvec.io import write_json, write_tensors
+from explainvec.io import read_tensors, write_json, write_tensors
 from explainvec.models.adapter import has_adapter
 from explainvec.models.vit import build_vit, patch_size
 
@@ -82,11 +81,13 @@ def load_meta(path: str | Path) -> CheckpointMeta:
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
-    """Rebuild the model of a checkpoint from its sidecar and load its weights (in eval mode)."""
+    """Rebuild the model of a checkpoint from its sidecar and load its weights (in eval mode).
+
+    Weights holding NaN or Inf are refused (ValueError naming the file and the tensor)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     meta = load_meta(path)
     model = build_vit(meta.architecture)
-    model.load_state_dict(load_file(str(path), device=device))
+    model.load_state_dict(read_tensors(path, device))
     return Checkpoint(model.to(device).eval(), meta)

@@ -1,4 +1,9 @@
-"""Removing patches by attention masking: removed patch tokens are masked out as keys in every block."""
+"""Removing patches by attention masking: removed patch tokens are masked out as keys in every block.
+
+Two ways to run coalitions, with the same results: one sequence per coalition with a key mask
+(``masked_tokens``), or one sequence per complementary pair (S, N∖S) in which the patch tokens are
+split into two segments that cannot see each other (``paired_prefix_tokens``, about half the cost).
+"""
 
 from __future__ import annotations
 
@@ -41,3 +46,58 @@ def masked_logits(
 ) -> torch.Tensor:
     """Classifier logits ``[B·M, C]`` under keep-masks (see ``masked_tokens``)."""
     return model.forward_head(masked_tokens(model, images, keep))
+
+
+def complementary_pairs(keep: torch.Tensor) -> bool:
+    """Whether keep-masks ``[B, M, P]`` come as complementary pairs: coalition 2i+1 is N∖(coalition 2i).
+
+    Paired Shapley-kernel sampling, and (all, ∅) or (∅, all), give such pairs.
+    """
+    return keep.shape[1] > 0 and keep.shape[1] % 2 == 0 and bool((keep[:, 0::2] != keep[:, 1::2]).all())
+
+
+def segment_mask(first: torch.Tensor, num_prefix_tokens: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive SDPA mask ``[N, 1, T, T]`` (0 or −inf) for packed pairs, ``T = 2·prefix + P``, from the
+    keep-masks ``[N, P]`` of the first coalition of each pair: token i sees token j iff both are in one
+    segment. Segment 0 holds the first copy of the prefix tokens and the kept patches, segment 1 the
+    second copy and the other patches. Float, so that no block converts it again (a bool mask would be).
+    """
+    n = first.shape[0]
+    segment = torch.cat(
+        [first.new_zeros(n, num_prefix_tokens), first.new_ones(n, num_prefix_tokens), ~first], dim=1
+    )
+    apart = segment[:, None, :, None] != segment[:, None, None, :]
+    return torch.zeros(apart.shape, dtype=dtype, device=first.device).masked_fill_(apart, float("-inf"))
+
+
+def paired_prefix_tokens(model: VisionTransformer, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Final-norm prefix tokens ``[B·M, prefix, D]`` under keep-masks ``[B, M, P]`` in complementary pairs.
+
+    Each pair runs as one sequence ``[prefix, prefix, patches]`` with a block-diagonal ``segment_mask``:
+    attention is the only op that mixes tokens, so every segment's prefix tokens come out as in its own
+    masked run (``masked_tokens``), for about the cost of one run per pair. Class token first, so
+    ``forward_head`` of the result gives the logits.
+    """
+    if not complementary_pairs(keep):
+        raise ValueError("paired_prefix_tokens needs keep-masks whose coalition 2i+1 is the complement of 2i")
+    prefix = model.num_prefix_tokens
+    tokens = embed(model, images)
+    tokens = torch.cat([tokens[:, :prefix], tokens], dim=1)
+    b, m, _ = keep.shape
+    pairs = m // 2
+    tokens = tokens[:, None].expand(b, pairs, *tokens.shape[1:]).reshape(b * pairs, *tokens.shape[1:])
+    mask = segment_mask(keep[:, 0::2].reshape(b * pairs, -1), prefix, tokens.dtype)
+    for block in model.blocks:
+        tokens = block(tokens, attn_mask=mask)
+    return model.norm(tokens[:, : 2 * prefix].reshape(b * m, prefix, -1))
+
+
+def masked_prefix_tokens(
+    model: VisionTransformer, images: torch.Tensor, keep: torch.Tensor, *, pack_pairs: bool = True
+) -> torch.Tensor:
+    """Final-norm prefix tokens ``[B·M, prefix, D]`` under keep-masks ``[B, M, P]``: all that the class-token
+    outputs (logits, class embedding) need. Complementary pairs are packed (``paired_prefix_tokens``)
+    unless ``pack_pairs`` is False; any other mix runs one masked sequence per coalition."""
+    if pack_pairs and complementary_pairs(keep):
+        return paired_prefix_tokens(model, images, keep)
+    return masked_tokens(model, images, keep)[:, : model.num_prefix_tokens]

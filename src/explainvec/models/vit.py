@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
@@ -15,14 +16,27 @@ GRID_PRESETS: dict[str, dict] = {
 
 
 def build_vit(architecture: dict) -> VisionTransformer:
-    """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar);
-    ``explain_adapter: true`` adds the explanation adapter."""
-    kwargs = {"class_token": True, "global_pool": "token", **architecture}
+    """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar).
+
+    ``{"timm_model": "<name>", **overrides}`` builds a named timm model (random weights, never a
+    download); any other dict is passed to ``VisionTransformer``. ``explain_adapter: true`` adds the
+    explanation adapter.
+    """
+    kwargs = dict(architecture)
     adapter = kwargs.pop("explain_adapter", False)
-    if not kwargs["class_token"] or kwargs["global_pool"] != "token":
-        raise ValueError("explainvec needs a ViT that classifies from its class token")
-    model = VisionTransformer(**kwargs)
+    name = kwargs.pop("timm_model", None)
+    if name is None:
+        model = VisionTransformer(**{"class_token": True, "global_pool": "token", **kwargs})
+    else:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    require_class_token(model, str(architecture))
     return add_adapter(model) if adapter else model
+
+
+def require_class_token(model: torch.nn.Module, name: str) -> None:
+    """Refuse a model that is not a timm ``VisionTransformer`` classifying from its class token."""
+    if not isinstance(model, VisionTransformer) or model.cls_token is None or model.global_pool != "token":
+        raise ValueError(f"explainvec needs a timm VisionTransformer that classifies from its class token: {name}")
 
 
 def grid_size(model: VisionTransformer) -> tuple[int, int]:

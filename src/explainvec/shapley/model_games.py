@@ -12,14 +12,15 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
-from explainvec.models.masking import masked_tokens
+from explainvec.models.masking import masked_prefix_tokens
 from explainvec.models.vit import grid_size, num_patches
 
 Output = Literal["probability", "logit", "embedding"]
 
 
 def tokens_to_values(model: VisionTransformer, tokens: torch.Tensor, output: Output) -> torch.Tensor:
-    """Values ``[N, C]`` (or ``[N, D]`` for ``embedding``) from final-norm tokens ``[N, T, D]``."""
+    """Values ``[N, C]`` (or ``[N, D]`` for ``embedding``) from final-norm tokens ``[N, T, D]`` (the prefix
+    tokens suffice: both read the class token)."""
     if output == "embedding":
         return tokens[:, 0]
     logits = model.forward_head(tokens)
@@ -29,20 +30,28 @@ def tokens_to_values(model: VisionTransformer, tokens: torch.Tensor, output: Out
 class MaskedModelGame:
     """``v(S)`` for a batch of images: removed patches are masked out as attention keys in every block.
 
-    ``output`` is class probabilities (default), logits, or the final-norm class-token embedding.
+    ``output`` is class probabilities (default), logits, or the final-norm class-token embedding. Masks
+    that come in complementary pairs (paired sampling; (∅, all)) run one packed sequence per pair, with
+    the same values; ``pack_pairs=False`` runs one sequence per coalition.
     """
 
     def __init__(
-        self, model: VisionTransformer, images: torch.Tensor, output: Output = "probability"
+        self,
+        model: VisionTransformer,
+        images: torch.Tensor,
+        output: Output = "probability",
+        *,
+        pack_pairs: bool = True,
     ) -> None:
-        self.model, self.images, self.output = model, images, output
+        self.model, self.images, self.output, self.pack_pairs = model, images, output, pack_pairs
         self.num_players = num_patches(model)
         self.num_inputs = len(images)
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         b, m, _ = masks.shape
-        tokens = masked_tokens(self.model, self.images, masks.to(self.images.device))
+        masks = masks.to(self.images.device)
+        tokens = masked_prefix_tokens(self.model, self.images, masks, pack_pairs=self.pack_pairs)
         return tokens_to_values(self.model, tokens, self.output).reshape(b, m, -1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from rich.progress import Progress
@@ -12,7 +12,7 @@ from explainvec.models.adapter import add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
 from explainvec.training.config import TrainConfig
-from explainvec.training.finetune import load_splits, trained_checkpoint
+from explainvec.training.finetune import load_splits, trained_checkpoint, zero_shot_config
 from explainvec.training.head import replace_head
 from explainvec.training.loop import fit
 from explainvec.training.supervision import AmortisedGameLoss, LabelRegressionLoss
@@ -36,13 +36,14 @@ def train_explainer(
     labels: torch.Tensor | None = None,
     masks: str | None = None,
     progress: Progress | None = None,
+    **run: Any,
 ) -> Checkpoint:
     """A self-explaining model of ``data``, trained with cross-entropy + ``alpha`` · explanation loss
     against the frozen ``value_model``. ``init="base"`` (default) fine-tunes it from the base beside the
     value model, with the same data order, so τ = it − value model is a difference of two fine-tunes of
     the base; ``"value"`` starts from the value model. ``base`` transferred better at 7×7 and without
     patch dropping, and as well elsewhere (docs/transfer.md). ``adapter`` adds the class-agnostic
-    explanation adapter."""
+    explanation adapter. ``run`` goes to ``fit`` (``fabric``, ``state``, ``resume``)."""
     if value_model.meta.base_fingerprint != base.meta.base_fingerprint:
         raise ValueError("the value model was not fine-tuned from this base (fingerprints differ)")
     train, val = load_splits(base, data, config, masks)
@@ -50,6 +51,7 @@ def train_explainer(
         raise ValueError(
             f"value model classes {value_model.meta.class_names} differ from {train.class_names}"
         )
+    config = zero_shot_config(base, train.class_names, config)
     if supervision == "labels":
         if labels is None:
             raise ValueError("supervision 'labels' needs a label cache (explainvec labels ...)")
@@ -71,7 +73,9 @@ def train_explainer(
         replace_head(model, base.meta.class_names, train.class_names, config.seed)
     if adapter:
         add_adapter(model)
-    history = fit(model, train, config, extra_loss=loss, progress=progress, description=f"explain on {data}")
+    history = fit(
+        model, train, config, extra_loss=loss, progress=progress, description=f"explain on {data}", **run
+    )
     explanation = {
         "readout": READOUT[supervision],
         "supervision": supervision,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
@@ -22,16 +23,33 @@ def finetune(
     *,
     masks: str | None = None,
     progress: Progress | None = None,
+    **run: Any,
 ) -> Checkpoint:
-    """A prediction-only model: ``base`` fine-tuned with cross-entropy on ``data`` (its own head).
+    """A prediction-only model: ``base`` fine-tuned with cross-entropy on ``data`` (its own head; a CLIP
+    base's zero-shot head is kept frozen, see ``zero_shot_config``).
 
     The result records the base's fingerprint, the data, the config and its validation accuracy.
+    ``run`` goes to ``fit`` (``fabric``, ``state``, ``resume``).
     """
     train, val = load_splits(base, data, config, masks)
+    config = zero_shot_config(base, train.class_names, config)
     model = copy.deepcopy(base.model)
     replace_head(model, base.meta.class_names, train.class_names, config.seed)
-    history = fit(model, train, config, progress=progress, description=f"fine-tune on {data}")
+    history = fit(model, train, config, progress=progress, description=f"fine-tune on {data}", **run)
     return trained_checkpoint(base, model, data, config, history, val, kind="predict")
+
+
+def zero_shot_config(base: Checkpoint, class_names: list[str], config: TrainConfig) -> TrainConfig:
+    """``config`` with the head frozen when ``base`` carries a CLIP zero-shot head (task arithmetic keeps
+    it); such a head only fits data with its own classes, in its order."""
+    if "zero_shot_head" not in base.meta.training:
+        return config
+    if class_names != base.meta.class_names:
+        raise ValueError(
+            f"the base's zero-shot head has classes {base.meta.class_names}, the data {class_names}: "
+            "build the CLIP base with the data's class names, in the data's order"
+        )
+    return config.model_copy(update={"freeze_head": True})
 
 
 def load_splits(

@@ -40,10 +40,12 @@ class _Objective(nn.Module):
         super().__init__()
         self.vit, self.loss = vit, loss
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, epoch: int
+    ) -> torch.Tensor:
         tokens = masked_tokens(self.vit, images)
         return F.cross_entropy(self.vit.forward_head(tokens), labels) + self.loss(
-            self.vit, images, indices, tokens
+            self.vit, images, indices, tokens, epoch
         )
 
 
@@ -107,7 +109,8 @@ def train_shared_vector(
     task = progress.add_task("training the shared vector", total=steps) if progress else None
     iterators = [iter(loader) for loader in loaders]
     history: list[float] = []
-    for _ in range(steps):
+    per_epoch = max(1, steps // config.epochs)
+    for step in range(steps):
         total = 0.0
         optimizer.zero_grad(set_to_none=True)
         for i, model in enumerate(models):
@@ -118,7 +121,8 @@ def train_shared_vector(
                 indices, images, labels, _ = next(iterators[i])
             images, labels = images.to(config.device), labels.to(config.device)
             params = {n: frozen[i][n] + tau[n] for n in tau}
-            loss = functional_call(model, params, (images, labels, indices.to(config.device))) / len(models)
+            arguments = (images, labels, indices.to(config.device), step // per_epoch)
+            loss = functional_call(model, params, arguments) / len(models)
             loss.backward()
             total += loss.item()
         optimizer.step()
@@ -126,10 +130,7 @@ def train_shared_vector(
         history.append(total)
         if progress is not None:
             progress.update(task, advance=1)
-    steps_per_epoch = max(1, steps // config.epochs)
-    curve = [
-        sum(history[i : i + steps_per_epoch]) / steps_per_epoch for i in range(0, steps, steps_per_epoch)
-    ]
+    curve = [sum(history[i : i + per_epoch]) / per_epoch for i in range(0, steps, per_epoch)]
     tensors = {n.removeprefix("vit."): t.detach().cpu().clone() for n, t in tau.items()}
     meta = {
         "format": FORMAT,

@@ -20,6 +20,7 @@ from explainvec.models.self_explaining import efficient_normalisation, patch_rea
 from explainvec.models.vit import num_patches
 from explainvec.shapley.model_games import MaskedModelGame
 from explainvec.shapley.sampling import sample_kernel_coalitions
+from explainvec.training.seeding import item_generator
 
 GameOutput = Literal["probability", "logit", "embedding"]
 
@@ -32,7 +33,11 @@ def patch_attributions(model: VisionTransformer, tokens: torch.Tensor, output: G
 
 
 class AmortisedGameLoss:
-    """``alpha ·`` the amortised Shapley objective against a frozen value model (see module docstring)."""
+    """``alpha ·`` the amortised Shapley objective against a frozen value model (see module docstring).
+
+    The value model sees (all, ∅) and the K sampled coalitions as (K + 2) / 2 complementary pairs, one
+    packed sequence each (``pack_pairs=False``: one sequence per coalition, same values).
+    """
 
     def __init__(
         self,
@@ -42,19 +47,27 @@ class AmortisedGameLoss:
         num_coalitions: int = 16,
         alpha: float = 1.0,
         seed: int = 0,
+        pack_pairs: bool = True,
     ) -> None:
         self.value_model = value_model.eval().requires_grad_(False)
-        self.output, self.num_coalitions, self.alpha = output, num_coalitions, alpha
-        self.generator = torch.Generator().manual_seed(seed)
+        self.output, self.num_coalitions, self.alpha, self.seed = output, num_coalitions, alpha, seed
+        self.pack_pairs = pack_pairs
 
     def __call__(
-        self, model: VisionTransformer, images: torch.Tensor, indices: torch.Tensor, tokens: torch.Tensor
+        self,
+        model: VisionTransformer,
+        images: torch.Tensor,
+        indices: torch.Tensor,
+        tokens: torch.Tensor,
+        epoch: int = 0,
     ) -> torch.Tensor:
         b, p = len(images), num_patches(model)
-        sampled = sample_kernel_coalitions(b, p, self.num_coalitions, generator=self.generator)
+        self.value_model.to(images.device)
+        draws = (item_generator(self.seed, epoch, int(i)) for i in indices)
+        sampled = torch.cat([sample_kernel_coalitions(1, p, self.num_coalitions, generator=g) for g in draws])
         ends = torch.stack([torch.ones(b, p, dtype=torch.bool), torch.zeros(b, p, dtype=torch.bool)], 1)
         masks = torch.cat([ends, sampled], dim=1).to(images.device)
-        values = MaskedModelGame(self.value_model, images, self.output)(masks)
+        values = MaskedModelGame(self.value_model, images, self.output, pack_pairs=self.pack_pairs)(masks)
         full, empty, values = values[:, 0], values[:, 1], values[:, 2:]
         phi = efficient_normalisation(patch_attributions(model, tokens, self.output), full - empty)
         predicted = empty[:, None] + masks[:, 2:].to(phi.dtype) @ phi
@@ -68,7 +81,12 @@ class LabelRegressionLoss:
         self.labels, self.alpha = labels, alpha
 
     def __call__(
-        self, model: VisionTransformer, images: torch.Tensor, indices: torch.Tensor, tokens: torch.Tensor
+        self,
+        model: VisionTransformer,
+        images: torch.Tensor,
+        indices: torch.Tensor,
+        tokens: torch.Tensor,
+        epoch: int = 0,
     ) -> torch.Tensor:
         target = self.labels[indices].to(tokens.device)
         phi = efficient_normalisation(patch_readout(model, tokens), target.sum(dim=1))

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 
-from explainvec.io import write_json, write_tensors
+from explainvec.io import read_tensors, write_json, write_tensors
 from explainvec.models.adapter import ADAPTER, add_adapter, identity_adapter_parameters
 from explainvec.models.checkpoint import Checkpoint, sidecar_path
+from explainvec.models.vit import build_vit, grid_size
 
 HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
 FORMAT = "explainvec-vector/1"
@@ -33,6 +33,12 @@ def block_of(name: str) -> str:
 def architecture_key(architecture: dict) -> dict:
     """The architecture fields a vector must match (the head's size and the adapter may differ)."""
     return {k: v for k, v in architecture.items() if k not in ("num_classes", "explain_adapter")}
+
+
+def architecture_grid(architecture: dict) -> tuple[int, int]:
+    """Rows and columns of the patch grid of ``architecture`` (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return grid_size(build_vit(architecture))
 
 
 class ExplainabilityVector:
@@ -110,18 +116,28 @@ class ExplainabilityVector:
 
     # -- use -----------------------------------------------------------------------------------------
     def check_compatible(self, checkpoint: Checkpoint, *, force: bool = False) -> None:
-        """Raise ValueError saying why the vector cannot be applied to ``checkpoint``."""
-        architecture = architecture_key(checkpoint.meta.architecture)
-        if architecture != self.meta["architecture"]:
-            differing = sorted(k for k in architecture.keys() | self.meta["architecture"].keys()
-                               if architecture.get(k) != self.meta["architecture"].get(k))  # fmt: skip
+        """Raise ValueError saying why the vector cannot be applied to ``checkpoint``: another patch grid,
+        another architecture, or (unless ``force``) another base fingerprint."""
+        architecture, own = architecture_key(checkpoint.meta.architecture), self.meta["architecture"]
+        made_for, has = architecture_grid(own), grid_size(checkpoint.model)
+        if made_for != has:
             raise ValueError(
-                f"the vector was made for another architecture (differs in: {', '.join(differing)})"
+                f"the vector was made for a {made_for[0]}x{made_for[1]} patch grid, the model has "
+                f"{has[0]}x{has[1]} "
+                "(another patch grid; --force does not override this)"
+            )
+        if architecture != own:
+            differing = sorted(
+                k for k in architecture.keys() | own.keys() if architecture.get(k) != own.get(k)
+            )
+            raise ValueError(
+                f"the vector was made for another architecture (differs in: {', '.join(differing)}; "
+                "--force does not override this)"
             )
         if checkpoint.meta.base_fingerprint != self.meta["base_fingerprint"] and not force:
             raise ValueError(
                 f"the vector was made from base {self.meta['base_fingerprint']}, the model from base "
-                f"{checkpoint.meta.base_fingerprint} (use --force to apply anyway)"
+                f"{checkpoint.meta.base_fingerprint} (another base fingerprint; use --force to apply anyway)"
             )
 
     def apply_to(self, model: VisionTransformer, lam: float | Mapping[str, float] = 1.0) -> VisionTransformer:
@@ -147,10 +163,16 @@ class ExplainabilityVector:
 
     @classmethod
     def load(cls, path: str | Path) -> ExplainabilityVector:
-        path = Path(path)
+        """Read a vector and its sidecar; tensors holding NaN or Inf are refused, naming the tensor."""
+        path, side = Path(path), sidecar_path(path)
         if not path.is_file():
             raise FileNotFoundError(f"vector {path} does not exist")
-        meta = json.loads(sidecar_path(path).read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an explainability vector (format {meta.get('format')!r})")
-        return cls(load_file(str(path)), meta)
+        if not side.is_file():
+            raise FileNotFoundError(f"vector sidecar {side} is missing (expected beside {path})")
+        try:
+            meta = json.loads(side.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"vector sidecar {side} is not valid JSON: {error}") from error
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an explainability vector (sidecar format is not {FORMAT!r})")
+        return cls(read_tensors(path), meta)

@@ -41,9 +41,12 @@ def lambda_curve(
     *,
     readout: str = "logit",
     grid: tuple[float, ...] = DEFAULT_GRID,
+    device: str | torch.device = "cpu",
     progress: Progress | None = None,
 ) -> list[LambdaPoint]:
-    """Agreement and insertion/deletion AUC (predicted class) of ``model + λ·τ`` for each λ in ``grid``."""
+    """Agreement and insertion/deletion AUC (predicted class) of ``model + λ·τ`` for each λ in ``grid``,
+    computed on ``device`` (``model`` is moved there)."""
+    model, images = model.to(device), images.to(device)
     reference = model(images).argmax(-1)
     task = progress.add_task("choosing λ", total=len(grid)) if progress else None
     points = []

@@ -1,0 +1,105 @@
+"""Data-parallel training (Lightning Fabric, 2 CPU processes with gloo) and resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from explainvec.data.preprocess import Preprocess
+from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
+from explainvec.models.fingerprint import fingerprint
+from explainvec.models.vit import build_vit
+from explainvec.training.state import state_path
+
+ARCHITECTURE = {
+    "img_size": 32,
+    "patch_size": 8,
+    "embed_dim": 32,
+    "depth": 2,
+    "num_heads": 2,
+    "num_classes": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_vit(ARCHITECTURE)
+    meta = CheckpointMeta(
+        kind="base",
+        architecture=ARCHITECTURE,
+        class_names=["a", "b", "c"],
+        preprocess=Preprocess(image_size=32),
+        base_fingerprint=fingerprint(model.state_dict()),
+    )
+    return save_checkpoint(tmp_path_factory.mktemp("base") / "base.safetensors", Checkpoint(model, meta))
+
+
+def train_args(base, out, *extra):
+    args = ["train", "--base", base, "--data", "synthetic:geo", "--batch-size", 16, "--out", out, *extra]
+    return [sys.executable, "-m", "explainvec", *map(str, args)]
+
+
+def weights_and_loss(path):
+    return load_file(str(path)), json.loads(path.with_suffix(".json").read_text())["training"]["loss"]
+
+
+def assert_same_run(a, b, atol):
+    (wa, la), (wb, lb) = weights_and_loss(a), weights_and_loss(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0)
+    assert la == pytest.approx(lb, abs=atol)
+
+
+@pytest.mark.parametrize("mode", ["predict", "explain"])
+def test_two_processes_match_one(tmp_path, tiny_base, mode):
+    common = ["--train-size", 60, "--epochs", 2]
+    if mode == "explain":
+        subprocess.run(train_args(tiny_base, tmp_path / "value.safetensors", *common), check=True)
+        common += ["--mode", "explain", "--value-model", tmp_path / "value.safetensors", "--coalitions", 4]
+    one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
+    subprocess.run(train_args(tiny_base, one, *common), check=True)
+    launched = subprocess.run(
+        train_args(tiny_base, two, *common, "--devices", 2), capture_output=True, text=True
+    )
+    assert launched.returncode == 0, launched.stderr
+    assert "Starting with 2 processes" in launched.stderr + launched.stdout
+    assert_same_run(one, two, atol=1e-5)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_base):
+    common = ["--train-size", 240, "--epochs", 3, "--keep-min", 0.5]
+    full, resumed = tmp_path / "full.safetensors", tmp_path / "resumed.safetensors"
+    subprocess.run(train_args(tiny_base, full, *common), check=True)
+    state = state_path(resumed)
+    process = subprocess.Popen(train_args(tiny_base, resumed, *common, "--save-every", 4))
+    while not state.is_file() and process.poll() is None:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    assert state.is_file() and not resumed.exists(), "the run should have been killed part-way"
+    refused = subprocess.run(train_args(tiny_base, resumed, *common), capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    subprocess.run(train_args(tiny_base, resumed, *common, "--resume"), check=True)
+    assert not state.exists()
+    assert_same_run(full, resumed, atol=0)
+
+
+def test_label_cache_filled_by_two_processes_equals_one(tmp_path, tiny_base):
+    from explainvec.shapley.label_cache import LabelCache
+
+    value = tmp_path / "value.safetensors"
+    subprocess.run(train_args(tiny_base, value, "--train-size", 20, "--epochs", 1), check=True)
+    common = ["labels", "--value-model", value, "--data", "synthetic:geo", "--train-size", 20,
+              "--budget", 32, "--shard-size", 4]  # fmt: skip
+    for name, extra in (("one", []), ("two", ["--devices", 2])):
+        args = [*common, "--out", tmp_path / name, *extra]
+        subprocess.run([sys.executable, "-m", "explainvec", *map(str, args)], check=True)
+    torch.testing.assert_close(LabelCache(tmp_path / "one").load(), LabelCache(tmp_path / "two").load())
