@@ -79,7 +79,7 @@ def command_args(command, models, out, baselines=EVERY_BASELINE):
         return ["explain", "--model", models["explain"], "--out", out, "--data", DATA, "--count", 3]
     if command == "evaluate":
         return ["evaluate", "--model", models["edited"], "--reference", models["predict"],
-                "--vector", models["tau"], "--data", DATA, "--out", out, "--size", 32, "--images", 3,
+                "--vector", models["tau"], "--data", DATA, "--out", out, "--size", 16, "--images", 2,
                 "--reference-budget", 32, "--baselines", baselines]  # fmt: skip
     return ["apply", "--model", models["predict"], "--vector", models["tau"], "--lam", "auto", "--data", DATA,
             "--images", 8, "--out", out / "edited.safetensors"]  # fmt: skip

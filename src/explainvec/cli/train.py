@@ -13,8 +13,8 @@ from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.shapley.label_cache import LabelCache
 from explainvec.training.config import TrainConfig
-from explainvec.training.explain import train_explainer
 from explainvec.training.engine import launch
+from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
 from explainvec.training.state import state_path
 
@@ -90,7 +90,7 @@ def train_command(
     allow_download: bool = typer.Option(False, help="--base timm:<name> without --weights: download."),
 ) -> None:
     """Fine-tune BASE on DATA (prediction-only, or self-explaining) and write the model with its sidecar."""
-    resolve_device(device)
+    device = str(resolve_device(device))
     explain = mode == Mode.explain
     if explain and value_model is None:
         raise ValueError("--mode explain needs --value-model (the prediction-only model of DATA)")
@@ -113,6 +113,7 @@ def train_command(
     if state.is_file() and not resume:
         raise FileExistsError(f"{state} holds an interrupted run: add --resume to continue it, or delete it")
     fabric = launch(config)
+    config = config.model_copy(update={"device": str(fabric.device)})  # this rank's device, for evaluation
     base_checkpoint = load_base(base, weights=weights, allow_download=allow_download, image_size=img_size)
     run = {"fabric": fabric, "state": state, "resume": resume}
     with progress_bar(enabled=fabric.is_global_zero) as progress:

@@ -20,11 +20,13 @@ def accelerator_of(device: str) -> str:
 
 
 def make_fabric(config: TrainConfig) -> Fabric:
-    """A Fabric for ``config`` (devices, nodes, precision); one process needs no launcher."""
+    """A Fabric for ``config`` (devices, nodes, precision); one process needs no launcher.
+    ``device="cuda:N"`` with one process runs on GPU N."""
     distributed = config.devices > 1 or config.num_nodes > 1
+    kind, _, index = config.device.partition(":")
     return Fabric(
-        accelerator=accelerator_of(config.device),
-        devices=config.devices,
+        accelerator=accelerator_of(kind),
+        devices=[int(index)] if index and not distributed else config.devices,
         num_nodes=config.num_nodes,
         strategy="ddp" if distributed else "auto",
         precision=config.precision,
