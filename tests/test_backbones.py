@@ -71,22 +71,33 @@ def test_nothing_downloads_and_pickles_are_refused(tmp_path, weight_files):
 
 def test_import_train_vector_apply_explain_through_the_cli(tmp_path, weight_files):
     folder, _ = weight_files
-    run("import", f"timm:{NAME}", "--weights", folder / "pytorch_model.bin", "--img-size", 32,
-        "--out", tmp_path / "base.safetensors")  # fmt: skip
-    imported = load_checkpoint(tmp_path / "base.safetensors")
+    files = {
+        name: tmp_path / f"{name}.safetensors" for name in ("base", "predict", "explain", "tau", "edited")
+    }
+    weights = ["--weights", folder / "pytorch_model.bin", "--img-size", 32]
+    run("import", f"timm:{NAME}", *weights, "--out", files["base"])
+    imported = load_checkpoint(files["base"])
     assert imported.meta.architecture == {"timm_model": NAME, "img_size": 32, "num_classes": 1000}
     small = ["--data", "synthetic:geo", "--train-size", 32, "--epochs", 1, "--batch-size", 16]
     # --base timm:<name> with --weights, or the imported checkpoint: the same base either way.
-    run("train", "--base", f"timm:{NAME}", "--weights", folder / "model.safetensors", "--img-size", 32,
-        *small, "--out", tmp_path / "predict.safetensors")  # fmt: skip
-    run("train", "--base", tmp_path / "base.safetensors", *small, "--mode", "explain",
-        "--value-model", tmp_path / "predict.safetensors", "--out", tmp_path / "explain.safetensors")  # fmt: skip
-    run("vector", "--explain", tmp_path / "explain.safetensors", "--predict", tmp_path / "predict.safetensors",
-        "--out", tmp_path / "tau.safetensors")  # fmt: skip
-    run("apply", "--model", tmp_path / "predict.safetensors", "--vector", tmp_path / "tau.safetensors",
-        "--lam", 0.5, "--out", tmp_path / "edited.safetensors")  # fmt: skip
-    run("explain", "--model", tmp_path / "edited.safetensors", "--data", "synthetic:geo", "--count", 2,
-        "--out", tmp_path / "maps")  # fmt: skip
+    run("train", "--base", f"timm:{NAME}", *weights, *small, "--out", files["predict"])
+    value = ["--mode", "explain", "--value-model", files["predict"]]
+    run("train", "--base", files["base"], *small, *value, "--out", files["explain"])
+    run("vector", "--explain", files["explain"], "--predict", files["predict"], "--out", files["tau"])
+    run(
+        "apply", "--model", files["predict"], "--vector", files["tau"], "--lam", 0.5, "--out", files["edited"]
+    )
+    run(
+        "explain",
+        "--model",
+        files["edited"],
+        "--data",
+        "synthetic:geo",
+        "--count",
+        2,
+        "--out",
+        tmp_path / "maps",
+    )
     edited = load_checkpoint(tmp_path / "edited.safetensors")
     predict = load_file(str(tmp_path / "predict.safetensors"))
     tau = load_file(str(tmp_path / "tau.safetensors"))

@@ -11,34 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from explainvec.data.preprocess import Preprocess
-from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
-from explainvec.models.fingerprint import fingerprint
-from explainvec.models.vit import build_vit
+from explainvec.models.checkpoint import save_checkpoint
 from explainvec.training.state import state_path
-
-ARCHITECTURE = {
-    "img_size": 32,
-    "patch_size": 8,
-    "embed_dim": 32,
-    "depth": 2,
-    "num_heads": 2,
-    "num_classes": 3,
-}
+from tiny import TINY, make_checkpoint
 
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_vit(ARCHITECTURE)
-    meta = CheckpointMeta(
-        kind="base",
-        architecture=ARCHITECTURE,
-        class_names=["a", "b", "c"],
-        preprocess=Preprocess(image_size=32),
-        base_fingerprint=fingerprint(model.state_dict()),
-    )
-    return save_checkpoint(tmp_path_factory.mktemp("base") / "base.safetensors", Checkpoint(model, meta))
+    base = make_checkpoint({**TINY, "depth": 2}, kind="base")
+    return save_checkpoint(tmp_path_factory.mktemp("base") / "base.safetensors", base)
 
 
 def train_args(base, out, *extra):

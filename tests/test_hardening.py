@@ -12,35 +12,18 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from explainvec.cli.main import app
-from explainvec.data import Preprocess
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
 from explainvec.io import write_tensors
-from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
-from explainvec.models.fingerprint import fingerprint
+from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
-from explainvec.models.vit import build_vit
 from explainvec.vectors import ExplainabilityVector
+from tiny import TINY, make_checkpoint
 
-TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
 runner = CliRunner()
 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def make_checkpoint(architecture=TINY, *, seed=0, kind="predict", base=None) -> Checkpoint:
-    """A random tiny ViT (3 classes) and its metadata; ``base`` overrides the base fingerprint."""
-    torch.manual_seed(seed)
-    model = build_vit({**architecture, "num_classes": 3}).eval()
-    meta = CheckpointMeta(
-        kind=kind,
-        architecture={**architecture, "num_classes": 3},
-        class_names=["a", "b", "c"],
-        preprocess=Preprocess(image_size=architecture["img_size"]),
-        base_fingerprint=base or fingerprint(model.state_dict()),
-    )
-    return Checkpoint(model, meta)
 
 
 def make_vector(predict: Checkpoint) -> ExplainabilityVector:

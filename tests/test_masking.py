@@ -3,12 +3,15 @@ import torch
 
 from explainvec.models.adapter import has_adapter
 from explainvec.models.masking import (
+    CPU_CHUNK_ELEMENTS,
     complementary_pairs,
     key_mask,
     masked_logits,
+    masked_prefix_tokens,
     masked_tokens,
     paired_prefix_tokens,
     segment_mask,
+    sequence_chunks,
 )
 from explainvec.models.vit import build_vit, embed
 from explainvec.shapley import kernel_shap, sample_kernel_coalitions
@@ -186,3 +189,26 @@ def test_amortised_loss_is_unchanged_by_packing(output):
     assert losses[0] > 0
     torch.testing.assert_close(losses[0], losses[1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_sequence_chunks_cover_every_sequence_once_within_the_budget():
+    tokens = torch.zeros(2, 18, 32)  # 576 elements per sequence
+    chunks = sequence_chunks(10, tokens, 3 * 576 + 5)
+    assert [(c.start, c.stop) for c in chunks] == [(0, 3), (3, 6), (6, 9), (9, 12)]
+    assert sequence_chunks(10, tokens, 1) == [slice(i, i + 1) for i in range(10)]  # at least one sequence
+    assert sequence_chunks(10, tokens, None) == [slice(0, CPU_CHUNK_ELEMENTS // 576)]
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("pack_pairs", [True, False])
+def test_chunked_evaluation_equals_one_call(pack_pairs):
+    model = small_vit(reg_tokens=2)
+    images = torch.randn(3, 3, 32, 32)
+    keep = paired_masks(3, 3, seed=6)
+    one_call = masked_prefix_tokens(model, images, keep, pack_pairs=pack_pairs, chunk_elements=10**9)
+    per_sequence = (2 if pack_pairs else 1) * model.num_prefix_tokens + 16
+    chunked = masked_prefix_tokens(
+        model, images, keep, pack_pairs=pack_pairs, chunk_elements=4 * per_sequence * 32
+    )
+    torch.testing.assert_close(chunked, one_call, atol=1e-5, rtol=0)
+    torch.testing.assert_close(one_call, masked_tokens(model, images, keep)[:, :3], atol=1e-5, rtol=0)

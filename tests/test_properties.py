@@ -9,10 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explainvec.data import Preprocess
-from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
-from explainvec.models.fingerprint import fingerprint
-from explainvec.models.vit import build_vit
+from explainvec.models.checkpoint import Checkpoint
 from explainvec.shapley import (
     FunctionGame,
     TabularGame,
@@ -22,6 +19,7 @@ from explainvec.shapley import (
     permutation_shapley,
 )
 from explainvec.vectors import ExplainabilityVector
+from tiny import TINY, make_checkpoint
 
 FEW = settings(max_examples=25, deadline=None, database=None, derandomize=True)
 players = st.integers(2, 7)
@@ -103,23 +101,8 @@ def test_exact_is_linear_in_the_game(num_players, seed, scale):
 
 
 # -- explainability vectors ---------------------------------------------------------------------------
-ARCHITECTURE = {
-    "img_size": 32,
-    "patch_size": 8,
-    "embed_dim": 32,
-    "depth": 2,
-    "num_heads": 2,
-    "num_classes": 3,
-}
-torch.manual_seed(0)
-TARGET = build_vit(ARCHITECTURE).eval()
-META = CheckpointMeta(
-    kind="predict",
-    architecture=ARCHITECTURE,
-    class_names=["a", "b", "c"],
-    preprocess=Preprocess(image_size=32),
-    base_fingerprint=fingerprint(TARGET.state_dict()),
-)
+PREDICT = make_checkpoint({**TINY, "depth": 2})
+TARGET, META = PREDICT.model, PREDICT.meta
 
 
 def vector(seed: int, size: float = 0.01) -> ExplainabilityVector:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from torch.utils.data import Dataset
-
 from pathlib import Path
+
+from torch.utils.data import Dataset
 
 from explainvec.data.domains import get_domain
 from explainvec.data.folder import DataError, ImageFolderDataset, class_folders, split_root

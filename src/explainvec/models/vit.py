@@ -36,7 +36,7 @@ def build_vit(architecture: dict) -> VisionTransformer:
 def require_class_token(model: torch.nn.Module, name: str) -> None:
     """Refuse a model that is not a timm ``VisionTransformer`` classifying from its class token."""
     if not isinstance(model, VisionTransformer) or model.cls_token is None or model.global_pool != "token":
-        raise ValueError(f"explainvec needs a timm VisionTransformer that classifies from its class token: {name}")
+        raise ValueError(f"explainvec needs a timm ViT that classifies from its class token: {name}")
 
 
 def grid_size(model: VisionTransformer) -> tuple[int, int]:
