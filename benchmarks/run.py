@@ -327,7 +327,7 @@ def main() -> None:
     threads = args.threads or torch.get_num_threads()
     parts = [
         f"Device: {args.device} ({platform.processor() or platform.machine()}, {threads} "
-        f"threads, torch {torch.__version__}).\n"
+        f"thread{'s' if threads > 1 else ''}, torch {torch.__version__}).\n"
     ]
     if "timing" in args.tables:
         parts.append(
