@@ -1,10 +1,13 @@
 """explainvec: single-pass Shapley explanations for ViT classifiers, carried by an explainability vector."""
 
 from explainvec.data import DOMAINS, ImageFolderDataset, Preprocess, SyntheticDataset, load_data
+from explainvec.data.export import export_domain
 from explainvec.evaluation.evaluate import suite_report
 from explainvec.evaluation.metrics import METRICS
 from explainvec.models.adapter import add_adapter
+from explainvec.models.backbones import load_base, timm_base
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
+from explainvec.models.clip import clip_base
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load
 from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
@@ -31,17 +34,21 @@ __all__ = [
     "add_adapter",
     "build_vit",
     "choose_lambda",
+    "clip_base",
     "exact_shapley",
+    "export_domain",
     "finetune",
     "kernel_shap",
     "lambda_curve",
     "load",
+    "load_base",
     "load_checkpoint",
     "load_data",
     "permutation_shapley",
     "pretrain",
     "save_checkpoint",
     "suite_report",
+    "timm_base",
     "train_explainer",
     "train_shared_vector",
 ]
