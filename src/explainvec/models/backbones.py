@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import timm
-import torch
 from timm.data import ImageNetInfo, infer_imagenet_subset, resolve_model_data_config
 from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.data.preprocess import Preprocess
+from explainvec.io import non_finite
 from explainvec.models.checkpoint import FORMAT, Checkpoint, CheckpointMeta, load_checkpoint, sidecar_path
 from explainvec.models.fingerprint import fingerprint
 from explainvec.models.vit import require_class_token
@@ -99,8 +99,8 @@ def timm_base(
         crop_pct=config["crop_pct"],
     )
     state = model.state_dict()
-    if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
-        raise ValueError(f"{weights} holds NaN or Inf weights")
+    if non_finite(state) is not None:
+        raise ValueError(f"{weights} holds NaN or Inf weights (tensor {non_finite(state)!r})")
     meta = CheckpointMeta(
         kind="base",
         architecture=architecture,

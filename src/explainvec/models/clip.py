@@ -17,7 +17,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from timm.models import load_state_dict
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
@@ -153,18 +153,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"weights file {path} does not exist")
     if path.suffix not in WEIGHT_SUFFIXES:
         raise ValueError(f"weights file {path} should end in one of {', '.join(WEIGHT_SUFFIXES)}")
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # timm's reader: safetensors, or torch.load(weights_only=True); unwraps nesting and `module.`
+        state = load_state_dict(str(path), use_ema=False, weights_only=True)
     except (SafetensorError, pickle.UnpicklingError, RuntimeError) as error:
         raise ValueError(f"cannot read {path} as tensors (pickled objects are refused): {error}") from error
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
-    return {name.removeprefix("module."): tensor for name, tensor in state.items()}
+    return state
 
 
 def open_clip_model(config: dict, weights: Path) -> nn.Module:

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from explainvec.io import atomic_write
+from explainvec.io import atomic_write, non_finite
 
 FORMAT = "explainvec-train-state/1"
 
@@ -36,9 +36,9 @@ def save_state(
     for index, slots in optim["state"].items():
         for key, value in slots.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise ValueError(f"training diverged: {name} holds NaN or Inf at step {step}; state not written")
+    name = non_finite(tensors)
+    if name is not None:
+        raise ValueError(f"training diverged: {name} holds NaN or Inf at step {step}; state not written")
     header = {"format": FORMAT, "step": step, "history": history, "epoch_losses": epoch_losses,
               "param_groups": optim["param_groups"]}  # fmt: skip
     return atomic_write(
