@@ -6,6 +6,7 @@ from explainvec.models.masking import (
     CPU_CHUNK_ELEMENTS,
     complementary_pairs,
     key_mask,
+    leading_rows,
     masked_logits,
     masked_prefix_tokens,
     masked_tokens,
@@ -74,6 +75,7 @@ VARIANTS = {
     "registers": {"reg_tokens": 2},
     "registers, no class position": {"reg_tokens": 2, "no_embed_class": True},
     "adapter": {"explain_adapter": True},
+    "layer scale": {"init_values": 0.5},
 }
 
 
@@ -212,3 +214,26 @@ def test_chunked_evaluation_equals_one_call(pack_pairs):
     )
     torch.testing.assert_close(chunked, one_call, atol=1e-5, rtol=0)
     torch.testing.assert_close(one_call, masked_tokens(model, images, keep)[:, :3], atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("pack_pairs", [True, False])
+def test_leading_rows_of_the_last_block_equal_the_whole_block(pack_pairs):
+    model = small_vit(reg_tokens=2, init_values=0.5)
+    tokens = torch.randn(6, (2 if pack_pairs else 1) * 3 + 16, 32)
+    keep = paired_masks(6, 1, seed=7)[:, 1]
+    mask = segment_mask(keep, 3, tokens.dtype) if pack_pairs else key_mask(keep, 3)
+    last = model.blocks[-1]
+    whole = last(tokens, attn_mask=mask)
+    torch.testing.assert_close(leading_rows(last, tokens, mask, 6), whole[:, :6], atol=1e-6, rtol=0)
+
+
+@torch.no_grad()
+def test_leading_rows_run_other_block_types_whole():
+    from timm.models.vision_transformer import ResPostBlock
+
+    torch.manual_seed(8)
+    block = ResPostBlock(32, num_heads=2).eval()
+    tokens = torch.randn(3, 17, 32)
+    mask = key_mask(torch.rand(3, 16) < 0.5, 1)
+    torch.testing.assert_close(leading_rows(block, tokens, mask, 1), block(tokens, attn_mask=mask)[:, :1])

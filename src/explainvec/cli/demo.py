@@ -16,7 +16,7 @@ from explainvec.models.device import resolve_device
 def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Folder for report.md, report.json, models and figures."),
     preset: str = typer.Option("quick", help=f"One of: {', '.join(DEMO_PRESETS)}."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Run the whole pipeline on the embedded synthetic domains and write a report."""
     torch_device = resolve_device(device)

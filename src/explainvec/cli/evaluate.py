@@ -37,7 +37,7 @@ def evaluate_command(
     reference_budget: int = typer.Option(2048, min=4, help="Kernel SHAP budget of the fidelity reference."),
     masks: str | None = typer.Option(None, help="Mask folder beside an image folder."),
     size: int | None = typer.Option(None, help="Synthetic data only: test images for accuracy."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Evaluate MODEL (and baselines) on the test split of DATA: accuracy, agreement, insertion/deletion,
     fidelity to Shapley values, localisation, sensitivity-n and cost, with 95 % bootstrap intervals."""

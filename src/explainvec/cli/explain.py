@@ -36,7 +36,7 @@ def explain_command(
     data: str | None = typer.Option(None, help="Also explain test images of synthetic:<domain>."),
     count: int = typer.Option(8, help="With --data: how many test images."),
     top_k: int = typer.Option(3, help="Classes shown per image (predicted first)."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Predict and explain images in one forward pass; write heatmap PNGs and raw P × C maps."""
     torch_device = resolve_device(device)

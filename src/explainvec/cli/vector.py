@@ -34,11 +34,11 @@ def vector_command(
     epochs: int = typer.Option(4),
     lr: float = typer.Option(3e-4),
     train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="Shared τ: cpu, cuda, cuda:N or auto."),
 ) -> None:
     """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out); or, with --base and
     no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe)."""
-    resolve_device(device)
+    device = str(resolve_device(device))
     if explain is not None:
         if len(predict) != 1:
             raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
@@ -75,7 +75,7 @@ def apply_command(
     force: bool = typer.Option(
         False, help="Apply even if the base fingerprints differ (never across architectures or patch grids)."
     ),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Write TARGET + λ·τ: a model that predicts and explains in one pass, no training."""
     torch_device = resolve_device(device)

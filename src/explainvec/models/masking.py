@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import Block, VisionTransformer
 
 from explainvec.models.vit import embed
 
@@ -99,13 +99,27 @@ def leading_tokens(
 ) -> torch.Tensor:
     """The first ``count`` final-norm tokens ``[N, count, D]`` of the sequences ``tokens[image]``, run through
     the blocks a chunk of rows at a time with the mask ``attn_mask(rows)`` (see ``sequence_chunks``)."""
+    *blocks, last = model.blocks
     outputs = []
     for rows in sequence_chunks(len(image), tokens, chunk_elements):
         x, mask = tokens[image[rows]], attn_mask(rows)
-        for block in model.blocks:
+        for block in blocks:
             x = block(x, attn_mask=mask)
-        outputs.append(x[:, :count])
+        outputs.append(leading_rows(last, x, mask, count))
     return model.norm(torch.cat(outputs))
+
+
+def leading_rows(
+    block: torch.nn.Module, x: torch.Tensor, attn_mask: torch.Tensor, count: int
+) -> torch.Tensor:
+    """``block(x, attn_mask)[:, :count]``. For timm's pre-norm ``Block`` the MLP (two thirds of a block's
+    work) runs on those rows only: after attention, nothing mixes tokens, and every token still serves as a
+    key. Other block types run whole."""
+    if type(block) is not Block:
+        return block(x, attn_mask=attn_mask)[:, :count]
+    attended = block.attn(block.norm1(x), attn_mask=attn_mask)[:, :count]
+    x = x[:, :count] + block.drop_path1(block.ls1(attended))
+    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
 
 
 def paired_prefix_tokens(
