@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,6 +53,29 @@ def test_two_processes_match_one(tmp_path, tiny_base, mode):
     )
     assert launched.returncode == 0, launched.stderr
     assert "Starting with 2 processes" in launched.stderr + launched.stdout
+    assert_same_run(one, two, atol=1e-5)
+
+
+BIN = Path(sys.executable).parent
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                 "-m", "explainvec"],
+    "fabric run": [str(BIN / "fabric"), "run", "--accelerator", "cpu", "--devices", "2",
+                   str(BIN / "explainvec"), "--"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_other_launchers_start_the_same_run(tmp_path, tiny_base, launcher):
+    """Processes started by torchrun or ``fabric run`` (not by ``--devices``) join one run: one process's
+    weights."""
+    common = ["--train-size", 60, "--epochs", 2]
+    one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
+    subprocess.run(train_args(tiny_base, one, *common), check=True)
+    command = LAUNCHERS[launcher] + train_args(tiny_base, two, *common, "--devices", 2)[3:]
+    launched = subprocess.run(command, capture_output=True, text=True)
+    assert launched.returncode == 0, launched.stderr
+    assert "Starting with 2 processes" in launched.stderr + launched.stdout  # the launcher's two, no more
     assert_same_run(one, two, atol=1e-5)
 
 

@@ -8,6 +8,8 @@ is tested on machines without GPUs. Launch several processes with Fabric's own l
 
 from __future__ import annotations
 
+import os
+
 from lightning_fabric import Fabric
 
 from explainvec.training.config import TrainConfig
@@ -34,7 +36,9 @@ def make_fabric(config: TrainConfig) -> Fabric:
 
 
 def launch(config: TrainConfig) -> Fabric:
-    """Start (or join) the processes of a run; every rank returns its Fabric."""
+    """Start (or join) the processes of a run; every rank returns its Fabric. Under ``fabric run`` the
+    processes exist and Fabric sets them up itself (it refuses a second ``launch``)."""
     fabric = make_fabric(config)
-    fabric.launch()
+    if os.environ.get("LT_CLI_USED", "0") != "1":
+        fabric.launch()
     return fabric
