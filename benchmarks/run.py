@@ -53,6 +53,7 @@ BATCH = {
 """Images per batch of each case. P2's single pass needs a batch that keeps the device busy (at 8 images
 the 4x4 and 7x7 forwards ran at a third of their per-image speed at 64); ViT-S is busy at 2 already, and
 Kernel SHAP-150 of 8 ViT-S images would take minutes per repeat."""
+CASES = ["P1", "P2", "P3", "P4"]
 KS = (8, 16, 32)
 MEMORY_SETTINGS = [("7x7", 8), ("7x7", 32), ("7x7", 64), ("4x4", 32), ("14x14", 32)]
 MEMORY_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
@@ -236,7 +237,8 @@ def timing_rows(
     rows = []
     for shape in shapes:
         plan = [(name, 0) for name in ("P1", "P2", "P3") if name in cases]
-        plan += [("P4", k) for k in KS if "P4" in cases] + [("P4-labels", 0)] * ("P4" in cases)
+        if "P4" in cases:
+            plan += [("P4", k) for k in KS] + [("P4-labels", 0)]
         for name, k in plan:
             batch = BATCH[shape][name.removesuffix("-labels")]
             times = in_fresh_process(timing_case, name, shape, batch, device, repeats, k, threads)
@@ -326,9 +328,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--shapes", nargs="+", default=list(BATCH), choices=list(BATCH))
-    parser.add_argument(
-        "--cases", nargs="+", default=["P1", "P2", "P3", "P4"], choices=["P1", "P2", "P3", "P4"]
-    )
+    parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES, help="P4 includes P4-labels")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--threads",
