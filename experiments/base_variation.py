@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from explainvec.demo import DEMO_PRESETS, _images
+from explainvec.demo import DEMO_PRESETS, split_images
 from explainvec.models.checkpoint import load_checkpoint
-from explainvec.training.config import TrainConfig
 from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG, pretrain
@@ -37,15 +36,12 @@ def main() -> None:
         base = pretrain(preset.grid, PRETRAIN_CONFIG.model_copy(update={"seed": args.base_seed}))
     print(f"base val accuracy {base.meta.metrics['val_accuracy']:.3f}")
     for seed in args.finetune_seeds:
-        config = TrainConfig(
-            epochs=preset.epochs, train_size=preset.train_size, eval_size=preset.eval_size, seed=seed
-        )
-        explain_config = config.model_copy(update={"lr": 3e-4, "keep_min": 1.0, "freeze_head": True})
+        config, explain_config = preset.configs(seed=seed)
         source_predict = finetune(base, preset.source, config)
         source_explain = train_explainer(base, source_predict, preset.source, explain_config)
         target = finetune(base, preset.target, config)
         tau = ExplainabilityVector.from_checkpoints(source_explain, source_predict)
-        images = _images(target, preset.target, 128, "val")
+        images = split_images(target, preset.target, 128, "val")
         readout = source_explain.meta.explanation["readout"]
         curve = lambda_curve(target.model, tau, images, readout=readout, grid=(0.0, 0.25, 0.5, 1.0))
         points = " ".join(f"λ {p.lam}: ins−del {p.score:.3f} agreement {p.agreement:.3f} |" for p in curve)

@@ -36,6 +36,14 @@ class DemoPreset(BaseModel):
     source: str = "synthetic:geo"
     target: str = "synthetic:glyphs"
 
+    def configs(self, *, device: str = "cpu", seed: int = 0) -> tuple[TrainConfig, TrainConfig]:
+        """The fine-tuning configs: prediction-only, and self-explaining (lr 3e-4, no patch dropping,
+        head frozen)."""
+        config = TrainConfig(
+            epochs=self.epochs, train_size=self.train_size, eval_size=self.eval_size, seed=seed, device=device
+        )
+        return config, config.model_copy(update={"lr": 3e-4, "keep_min": 1.0, "freeze_head": True})
+
 
 DEMO_PRESETS = {
     "quick": DemoPreset(
@@ -77,10 +85,7 @@ def run_demo(
         return result
 
     base = load_checkpoint(timed("base", lambda: cached_base(settings.grid, progress=progress)))
-    config = TrainConfig(
-        epochs=settings.epochs, train_size=settings.train_size, eval_size=settings.eval_size, device=device
-    )
-    explain_config = config.model_copy(update={"lr": 3e-4, "keep_min": 1.0, "freeze_head": True})
+    config, explain_config = settings.configs(device=device)
     source_predict = timed(
         "source_predict", lambda: finetune(base, settings.source, config, progress=progress)
     )
@@ -101,7 +106,7 @@ def run_demo(
     curve = lambda_curve(
         target_predict.model,
         tau,
-        _images(target_predict, settings.target, 128, "val"),
+        split_images(target_predict, settings.target, 128, "val"),
         readout=readout,
         device=device,
         progress=progress,
@@ -177,7 +182,8 @@ def run_demo(
     return report
 
 
-def _images(checkpoint: Checkpoint, data: str, count: int, split: str = "test") -> torch.Tensor:
+def split_images(checkpoint: Checkpoint, data: str, count: int, split: str = "test") -> torch.Tensor:
+    """The first ``count`` images ``[count, 3, H, W]`` of ``data``'s ``split``, preprocessed for the model."""
     part = checkpoint.load_split(data, split, size=count)
     return torch.stack([part[i][0] for i in range(count)])
 

@@ -8,9 +8,8 @@ is tested on machines without GPUs. Launch several processes with Fabric's own l
 
 from __future__ import annotations
 
-import os
-
 from lightning_fabric import Fabric
+from lightning_fabric.connector import _is_using_cli  # the test Fabric.launch() refuses on
 
 from explainvec.training.config import TrainConfig
 
@@ -39,6 +38,6 @@ def launch(config: TrainConfig) -> Fabric:
     """Start (or join) the processes of a run; every rank returns its Fabric. Under ``fabric run`` the
     processes exist and Fabric sets them up itself (it refuses a second ``launch``)."""
     fabric = make_fabric(config)
-    if os.environ.get("LT_CLI_USED", "0") != "1":
+    if not _is_using_cli():
         fabric.launch()
     return fabric
