@@ -192,3 +192,16 @@ def test_cuda_matches_cpu(tmp_path, models, monkeypatch):
     ]
     for name, tensor in edited[0].items():
         torch.testing.assert_close(edited[1][name], tensor, atol=0, rtol=0)
+
+
+def test_shared_vector_accepts_device_auto(tmp_path, models):
+    """``vector --base … --predict …`` trains τ on the resolved device (it used to pass "auto" to torch)."""
+    common = ["vector", "--base", models["predict"], "--predict", models["predict"], "--epochs", 1,
+              "--train-size", 8, "--coalitions", 2]  # fmt: skip
+    run([*common, "--out", tmp_path / "auto.safetensors"], "--device", "auto")
+    run([*common, "--out", tmp_path / "cpu.safetensors"], "--device", "cpu")
+    auto, cpu = load_file(tmp_path / "auto.safetensors"), load_file(tmp_path / "cpu.safetensors")
+    assert auto.keys() == cpu.keys()
+    if not torch.cuda.is_available():  # auto is the CPU here: the same run
+        for name in cpu:
+            torch.testing.assert_close(auto[name], cpu[name], atol=0, rtol=0)
