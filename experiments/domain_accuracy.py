@@ -10,7 +10,7 @@ import argparse
 import time
 
 from explainvec.data import DOMAINS, load_data
-from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
+from explainvec.models.prediction import predict_logits, top1_accuracy
 from explainvec.evaluation.evaluate import evaluate_checkpoint
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.training.base_cache import cached_base

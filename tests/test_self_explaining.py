@@ -46,4 +46,4 @@ def test_load_any_checkpoint(tiny_vit, tmp_path):
     model = load(path)
     with torch.no_grad():
         out = model(torch.randn(1, 3, 32, 32))
-    assert model.readout == "probability" and out.class_names == list("abcde")
+    assert model.readout == "logit" and out.class_names == list("abcde")

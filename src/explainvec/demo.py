@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 from pydantic import BaseModel
-from rich.progress import Progress
 
 from explainvec.evaluation.evaluate import suite_report
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
@@ -16,6 +15,7 @@ from explainvec.evaluation.samples import plot_domain_samples
 from explainvec.evaluation.suite import SuiteConfig
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.base_cache import cached_base
 from explainvec.training.config import TrainConfig
 from explainvec.training.explain import train_explainer
@@ -65,9 +65,7 @@ DEMO_PRESETS = {
 HEATMAP_IMAGES = 4
 
 
-def run_demo(
-    preset: str, out: str | Path, *, device: str = "cpu", progress: Progress | None = None
-) -> Report:
+def run_demo(preset: str, out: str | Path, *, device: str = "cpu", progress: Tracker = SILENT) -> Report:
     """Run the demo preset ``preset`` and write its report, models and figures under ``out``; fine-tuning,
     the λ search, the evaluation and the heatmaps run on ``device`` (the base is pretrained on CPU)."""
     if preset not in DEMO_PRESETS:

@@ -9,7 +9,14 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from explainvec.data.folder import DataError
 
@@ -49,8 +56,31 @@ def one_line(error: Exception) -> str:
     return message
 
 
+class RichTracker:
+    """The library's progress tracker (``explainvec.progress``) drawn as rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def task(self, description: str, total: int, completed: int = 0) -> RichTask:
+        return RichTask(self.progress, self.progress.add_task(description, total=total, completed=completed))
+
+
+class RichTask:
+    """One rich progress bar."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress, self.id = progress, task
+
+    def advance(self, steps: int = 1, description: str | None = None) -> None:
+        if description is None:
+            self.progress.advance(self.id, steps)
+        else:
+            self.progress.update(self.id, advance=steps, description=description)
+
+
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+def progress_bar(enabled: bool = True) -> Iterator[RichTracker]:
     """A shared rich progress display for one command (``enabled=False``: silent, e.g. on ranks > 0)."""
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -60,4 +90,4 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
         console=console,
         disable=not enabled,
     ) as progress:
-        yield progress
+        yield RichTracker(progress)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from rich.progress import Progress
 
 from explainvec.data.preprocess import Preprocess
 from explainvec.data.synthetic import SPLITS, SyntheticDataset
+from explainvec.progress import SILENT, Tracker
 
 
 def export_domain(
@@ -20,7 +20,7 @@ def export_domain(
     image_size: int = 32,
     patch_size: int = 8,
     seed: int = 0,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> Path:
     """Write ``root/<split>/<class>/<i>.png`` and ``root/masks/<split>/<class>/<i>.png`` for each split."""
     root = Path(root)
@@ -29,7 +29,7 @@ def export_domain(
         data = SyntheticDataset(
             domain, split, size=sizes[split], preprocess=preprocess, patch_size=patch_size, seed=seed
         )
-        task = progress.add_task(f"export {domain} {split}", total=len(data)) if progress else None
+        task = progress.task(f"export {domain} {split}", total=len(data))
         for i in range(len(data)):
             name = data.class_names[data.labels[i]]
             image = data.pixels[i].permute(1, 2, 0).numpy()
@@ -37,6 +37,5 @@ def export_domain(
             for folder, pixels in ((root / split / name, image), (root / "masks" / split / name, mask)):
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(pixels).save(folder / f"{i:05d}.png")
-            if progress is not None:
-                progress.advance(task)
+            task.advance()
     return root

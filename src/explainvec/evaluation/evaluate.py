@@ -6,9 +6,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 
-from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
 from explainvec.evaluation.baselines import attributor_cost, get_attributor, random_vector_like
 from explainvec.evaluation.figures import plot_budget_curve, plot_lambda_curve, plot_method_grid
 from explainvec.evaluation.heatmaps import to_display
@@ -23,8 +21,10 @@ from explainvec.evaluation.suite import (
     evaluate_methods,
 )
 from explainvec.models.checkpoint import Checkpoint
+from explainvec.models.prediction import predict_logits, top1_accuracy
 from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.models.vit import grid_size
+from explainvec.progress import SILENT, Tracker
 from explainvec.vectors.explainability_vector import ExplainabilityVector
 
 
@@ -38,7 +38,7 @@ def evaluate_checkpoint(
     masks: str | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> ReportRow:
     """Accuracy on the test split, and agreement of top-1 predictions with ``reference`` when given; the
     models are moved to ``device`` and predict there."""
@@ -81,7 +81,7 @@ def suite_report(
     config: SuiteConfig = SuiteConfig(),
     title: str | None = None,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> Report:
     """The full evaluation of ``checkpoint`` on ``data``'s test split, written under ``out`` as
     ``report.{json,md,html}`` and figures.

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 from pydantic import BaseModel, Field
-from rich.progress import Progress
 
 from explainvec.evaluation import metrics as m
 from explainvec.evaluation.baselines import Attributor, kernel_shap_attributor
 from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.progress import SILENT, Tracker
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
 
@@ -133,7 +133,7 @@ def evaluate_methods(
     config: SuiteConfig = SuiteConfig(),
     *,
     references: dict[int, tuple[torch.Tensor, float]] | None = None,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> tuple[list[MethodResult], dict]:
     """Every metric for every method on ``batch``; also the reference's mean standard error per model.
 
@@ -141,7 +141,7 @@ def evaluate_methods(
     references are computed, so a caller can reuse them, e.g. for :func:`budget_curve`."""
     references = {} if references is None else references
     results = []
-    task = progress.add_task("evaluating methods", total=len(methods)) if progress else None
+    task = progress.task("evaluating methods", total=len(methods))
     for method in methods:
         key = id(method.model)
         if key not in references:
@@ -158,8 +158,7 @@ def evaluate_methods(
                 ms_per_image=milliseconds,
             )
         )
-        if progress is not None:
-            progress.advance(task)
+        task.advance()
     errors = {method.name: references[id(method.model)][1] for method in methods}
     return results, {"reference_budget": config.reference_budget, "reference_mean_std_error": errors}
 
@@ -175,7 +174,7 @@ def budget_curve(
     config: SuiteConfig = SuiteConfig(),
     *,
     reference: torch.Tensor | None = None,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> list[dict[str, float]]:
     """Pearson with the reference and insertion − deletion of Kernel SHAP on ``model`` at each budget
     (``reference``: the model's reference values if already computed)."""
@@ -184,7 +183,7 @@ def budget_curve(
     with torch.no_grad():
         out = model(batch.images)
     ref, points = _of(reference, out.predicted), []
-    task = progress.add_task("Kernel SHAP budget curve", total=len(config.budgets)) if progress else None
+    task = progress.task("Kernel SHAP budget curve", total=len(config.budgets))
     for budget in config.budgets:
         maps = _of(kernel_shap_attributor(budget)(model, batch.images, out), out.predicted)
         gap = m.insertion_minus_deletion(MaskedModelGame(model.vit, batch.images), maps, out.predicted)
@@ -195,8 +194,7 @@ def budget_curve(
                 "insertion_minus_deletion": gap.mean().item(),
             }
         )
-        if progress is not None:
-            progress.advance(task)
+        task.advance()
     return points
 
 

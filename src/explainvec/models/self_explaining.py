@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
@@ -15,9 +13,7 @@ from explainvec.models.adapter import adapted_patches
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint
 from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import grid_size, image_size, num_patches
-
-Readout = Literal["probability", "logit"]
-
+from explainvec.vocabulary import DEFAULT_READOUT, Readout, class_values
 
 @dataclass
 class Explanation:
@@ -74,7 +70,7 @@ class SelfExplainingViT(nn.Module):
     """
 
     def __init__(
-        self, vit: VisionTransformer, class_names: list[str], readout: Readout = "probability"
+        self, vit: VisionTransformer, class_names: list[str], readout: Readout = DEFAULT_READOUT
     ) -> None:
         super().__init__()
         if readout not in ("probability", "logit"):
@@ -91,7 +87,7 @@ class SelfExplainingViT(nn.Module):
 
     def values(self, logits: torch.Tensor) -> torch.Tensor:
         """The game's value from logits: probabilities or the logits themselves."""
-        return logits.softmax(-1) if self.readout == "probability" else logits
+        return class_values(logits, self.readout)
 
     def empty_value(self) -> torch.Tensor:
         """``v(∅)`` ``[C]``: the output with every patch masked out (cached per weights)."""
@@ -118,9 +114,15 @@ class SelfExplainingViT(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> SelfExplainingViT:
-        """Wrap a loaded checkpoint with the read-out its training recorded (probability by default)."""
-        readout = checkpoint.meta.explanation.get("readout", "probability")
-        return cls(checkpoint.model, checkpoint.meta.class_names, readout)
+        """Wrap a loaded checkpoint with its read-out (:func:`readout_of`)."""
+        return cls(checkpoint.model, checkpoint.meta.class_names, readout_of(checkpoint))
+
+
+def readout_of(checkpoint: Checkpoint) -> Readout:
+    """The one read-out of ``checkpoint``'s map: the one its explanation training or vector recorded, else
+    (a prediction-only model) the logit read-out. Loading, explaining, the λ search and the evaluation
+    all ask this function, so the map a user sees is the map the report scored."""
+    return checkpoint.meta.explanation.get("readout", DEFAULT_READOUT)
 
 
 def load(path: str | Path, device: str = "cpu") -> SelfExplainingViT:

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import torch
-from rich.progress import Progress
 from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
 from explainvec.io import write_json, write_tensors
+from explainvec.progress import SILENT, Tracker
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
 
@@ -63,12 +63,12 @@ class LabelCache:
         rank: int = 0,
         world_size: int = 1,
         device: str = "cpu",
-        progress: Progress | None = None,
+        progress: Tracker = SILENT,
     ) -> int:
         """Compute this rank's missing shards; returns how many were computed."""
         meta = self.meta
         todo = [r for k, r in enumerate(self.ranges()) if k % world_size == rank and r in self.missing()]
-        task = progress.add_task(f"Kernel SHAP labels (rank {rank})", total=len(todo)) if progress else None
+        task = progress.task(f"Kernel SHAP labels (rank {rank})", total=len(todo))
         model = model.to(device).eval()
         for start, stop in todo:
             images = torch.stack([data[i][0] for i in range(start, stop)]).to(device)
@@ -79,8 +79,7 @@ class LabelCache:
             if result.std_errors is not None:
                 tensors["std_errors"] = result.std_errors.float()
             write_tensors(self.shard_path(start, stop), tensors)
-            if progress is not None:
-                progress.advance(task)
+            task.advance()
         return len(todo)
 
     def merge(self) -> Path:

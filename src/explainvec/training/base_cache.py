@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 from platformdirs import user_cache_dir
-from rich.progress import Progress
 
 from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 from explainvec.models.vit import GRID_PRESETS
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.pretrain import PRETRAIN_CONFIG, pretrain
 
@@ -21,9 +21,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EXPLAINVEC_CACHE") or user_cache_dir("explainvec"))
 
 
-def cached_base(
-    preset: str, config: TrainConfig = PRETRAIN_CONFIG, *, progress: Progress | None = None
-) -> Path:
+def cached_base(preset: str, config: TrainConfig = PRETRAIN_CONFIG, *, progress: Tracker = SILENT) -> Path:
     """Path of the base checkpoint for ``preset`` and ``config``, pretraining it first if not cached."""
     key = json.dumps({"architecture": GRID_PRESETS[preset], "config": config.model_dump()}, sort_keys=True)
     path = cache_dir() / f"base-{preset}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.safetensors"

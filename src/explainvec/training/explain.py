@@ -6,11 +6,11 @@ import copy
 from typing import Any, Literal
 
 import torch
-from rich.progress import Progress
 
 from explainvec.models.adapter import add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.finetune import load_splits, trained_checkpoint, zero_shot_config
 from explainvec.training.head import replace_head
@@ -35,7 +35,7 @@ def train_explainer(
     adapter: bool = False,
     labels: torch.Tensor | None = None,
     masks: str | None = None,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
     **run: Any,
 ) -> Checkpoint:
     """A self-explaining model of ``data``, trained with cross-entropy + ``alpha`` · explanation loss

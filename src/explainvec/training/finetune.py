@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
-from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
+from explainvec.models.prediction import predict_logits, top1_accuracy
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.head import replace_head
 from explainvec.training.loop import fit
@@ -22,7 +22,7 @@ def finetune(
     config: TrainConfig,
     *,
     masks: str | None = None,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
     **run: Any,
 ) -> Checkpoint:
     """A prediction-only model: ``base`` fine-tuned with cross-entropy on ``data`` (its own head; a CLIP

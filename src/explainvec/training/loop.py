@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from lightning_fabric import Fabric
-from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import num_patches
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.engine import make_fabric
 from explainvec.training.patch_drop import random_keep_masks
@@ -86,7 +86,7 @@ def fit(
     config: TrainConfig,
     *,
     extra_loss: ExtraLoss | None = None,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
     description: str = "training",
     fabric: Fabric | None = None,
     state: Path | None = None,
@@ -115,7 +115,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total, int(config.warmup * total)), last_epoch=start - 1
     )
-    task = progress.add_task(description, total=total, completed=start) if progress else None
+    task = progress.task(description, total=total, completed=start)
     players = num_patches(model)
     model.train()
     for epoch in range(start // per_epoch, config.epochs):
@@ -149,7 +149,6 @@ def fit(
                 if fabric.is_global_zero:
                     save_state(state, model, optimizer, done, history, epoch_losses)
                 fabric.barrier()
-            if progress is not None:
-                progress.update(task, advance=1, description=f"{description} loss {step_loss:.3f}")
+            task.advance(description=f"{description} loss {step_loss:.3f}")
     model.eval()
     return history

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-from rich.progress import Progress
 
 from explainvec.data.preprocess import Preprocess
 from explainvec.data.sources import load_data
-from explainvec.evaluation.accuracy import predict_logits, top1_accuracy
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
 from explainvec.models.fingerprint import fingerprint
+from explainvec.models.prediction import predict_logits, top1_accuracy
 from explainvec.models.vit import GRID_PRESETS, build_vit
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.loop import fit
 
@@ -19,9 +19,7 @@ PRETRAIN_CONFIG = TrainConfig(epochs=12, lr=1e-3, train_size=8000, eval_size=100
 """Defaults measured on 2 CPU cores (see the README's results)."""
 
 
-def pretrain(
-    preset: str, config: TrainConfig = PRETRAIN_CONFIG, *, progress: Progress | None = None
-) -> Checkpoint:
+def pretrain(preset: str, config: TrainConfig = PRETRAIN_CONFIG, *, progress: Tracker = SILENT) -> Checkpoint:
     """A base checkpoint: a tiny ViT of grid ``preset`` trained on the mixture corpus."""
     if preset not in GRID_PRESETS:
         raise ValueError(f"unknown grid preset {preset!r}; known: {', '.join(GRID_PRESETS)}")

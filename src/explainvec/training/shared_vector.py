@@ -13,7 +13,6 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader
 from explainvec.models.adapter import ADAPTER, add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.masking import masked_tokens
+from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.loop import Indexed, lr_factor
 from explainvec.training.supervision import AmortisedGameLoss
@@ -58,7 +58,7 @@ def train_shared_vector(
     num_coalitions: int = 16,
     adapter: bool = False,
     backbone: bool = True,
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> ExplainabilityVector:
     """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
 
@@ -106,7 +106,7 @@ def train_shared_vector(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, steps, int(config.warmup * steps))
     )
-    task = progress.add_task("training the shared vector", total=steps) if progress else None
+    task = progress.task("training the shared vector", total=steps)
     iterators = [iter(loader) for loader in loaders]
     history: list[float] = []
     per_epoch = max(1, steps // config.epochs)
@@ -128,8 +128,7 @@ def train_shared_vector(
         optimizer.step()
         scheduler.step()
         history.append(total)
-        if progress is not None:
-            progress.update(task, advance=1)
+        task.advance()
     curve = [sum(history[i : i + per_epoch]) / per_epoch for i in range(0, steps, per_epoch)]
     tensors = {n.removeprefix("vit."): t.detach().cpu().clone() for n, t in tau.items()}
     meta = {

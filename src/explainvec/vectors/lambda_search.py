@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.evaluation.metrics import insertion_deletion_auc
 from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.progress import SILENT, Tracker
 from explainvec.shapley.model_games import MaskedModelGame
 from explainvec.vectors.explainability_vector import ExplainabilityVector
 
@@ -42,13 +42,13 @@ def lambda_curve(
     readout: str = "logit",
     grid: tuple[float, ...] = DEFAULT_GRID,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> list[LambdaPoint]:
     """Agreement and insertion/deletion AUC (predicted class) of ``model + λ·τ`` for each λ in ``grid``,
     computed on ``device`` (``model`` is moved there)."""
     model, images = model.to(device), images.to(device)
     reference = model(images).argmax(-1)
-    task = progress.add_task("choosing λ", total=len(grid)) if progress else None
+    task = progress.task("choosing λ", total=len(grid))
     points = []
     for lam in grid:
         edited = tau.apply_to(model, lam).eval()
@@ -58,8 +58,7 @@ def lambda_curve(
         )
         agreement = (out.predicted == reference).float().mean().item()
         points.append(LambdaPoint(lam, agreement, insertion.mean().item(), deletion.mean().item()))
-        if progress is not None:
-            progress.advance(task)
+        task.advance()
     return points
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from rich.progress import Progress
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import DataLoader, Dataset
+
+from explainvec.progress import SILENT, Tracker
 
 
 @torch.no_grad()
@@ -15,18 +16,17 @@ def predict_logits(
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: Tracker = SILENT,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``[N, C]`` and labels ``[N]`` of every item of ``data``."""
     model.to(device).eval()
     loader = DataLoader(data, batch_size=batch_size)
-    task = progress.add_task("predicting", total=len(loader)) if progress else None
+    task = progress.task("predicting", total=len(loader))
     logits, labels = [], []
     for images, y, _ in loader:
         logits.append(model(images.to(device)).cpu())
         labels.append(y)
-        if progress is not None:
-            progress.advance(task)
+        task.advance()
     return torch.cat(logits), torch.cat(labels)
 
 
