@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 
-from explainvec.demo import DEMO_PRESETS, split_images
+from explainvec.demo import DEMO_PRESETS
 from explainvec.models.checkpoint import load_checkpoint
+from explainvec.models.self_explaining import readout_of
 from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG, pretrain
-from explainvec.vectors import ExplainabilityVector, choose_lambda, lambda_curve
+from explainvec.transfer import choose_lambda, lambda_curve
+from explainvec.vectors import ExplainabilityVector
 
 
 def main() -> None:
@@ -41,8 +43,8 @@ def main() -> None:
         source_explain = train_explainer(base, source_predict, preset.source, explain_config)
         target = finetune(base, preset.target, config)
         tau = ExplainabilityVector.from_checkpoints(source_explain, source_predict)
-        images = split_images(target, preset.target, 128, "val")
-        readout = source_explain.meta.explanation["readout"]
+        images = target.split_images(preset.target, "val", 128)
+        readout = readout_of(source_explain)
         curve = lambda_curve(target.model, tau, images, readout=readout, grid=(0.0, 0.25, 0.5, 1.0))
         points = " ".join(f"λ {p.lam}: ins−del {p.score:.3f} agreement {p.agreement:.3f} |" for p in curve)
         print(f"fine-tune seed {seed}: {points} chosen λ {choose_lambda(curve).lam}", flush=True)

@@ -10,9 +10,9 @@ import argparse
 import time
 
 from explainvec.data import DOMAINS, load_data
-from explainvec.models.prediction import predict_logits, top1_accuracy
 from explainvec.evaluation.evaluate import evaluate_checkpoint
 from explainvec.models.checkpoint import load_checkpoint
+from explainvec.models.prediction import predict_logits, top1_accuracy
 from explainvec.training.base_cache import cached_base
 from explainvec.training.config import TrainConfig
 from explainvec.training.finetune import finetune

@@ -21,20 +21,20 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
 
 from explainvec.evaluation.baselines import get_attributor
 from explainvec.evaluation.evaluate import evaluate_checkpoint, suite_batch
 from explainvec.evaluation.suite import Method, SuiteConfig, evaluate_methods
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.training.base_cache import cached_base
 from explainvec.training.config import TrainConfig
 from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG
-from explainvec.vectors import ExplainabilityVector, choose_lambda, lambda_curve
+from explainvec.transfer import apply_vector
+from explainvec.vectors import ExplainabilityVector
 
 
 class Variant(BaseModel):
@@ -94,11 +94,6 @@ def cached(runs: Path, key: dict, make) -> Checkpoint:
     checkpoint = make()
     save_checkpoint(path, checkpoint)
     return checkpoint
-
-
-def images_of(checkpoint: Checkpoint, data: str, split: str, count: int) -> torch.Tensor:
-    part = checkpoint.load_split(data, split, size=count)
-    return torch.stack([part[i][0] for i in range(count)])
 
 
 def measure(
@@ -167,7 +162,7 @@ def main() -> None:
         )
         recipe = variant.model_dump(exclude={"name", "sources", "blocks", "recipe", "adapter", "backbone"})
         recipe |= {"adapter": True} if variant.adapter else {}
-        key = {"base": fp, "data": data, "value": value.meta.training, "recipe": recipe}
+        key = {"base": fp, "data": data, "value": value.meta.training.dump(), "recipe": recipe}
         return cached(
             runs,
             key,
@@ -185,7 +180,7 @@ def main() -> None:
         )
 
     def shared_vector(variant: Variant) -> ExplainabilityVector:
-        from explainvec.training.shared_vector import train_shared_vector
+        from explainvec.vectors import train_shared_vector
 
         predicts = [predict_model(source) for source in variant.sources]
         key = {
@@ -215,18 +210,17 @@ def main() -> None:
     if "lambda0" not in results:
         results["lambda0"] = measure(study, target, target, "logit")
         results["kernelshap150"] = measure(study, target, target, "logit", "kernelshap150")
-    val_images = images_of(target, study.target, "val", 128)
+    val_images = target.split_images(study.target, "val", 128)
     variants = {v.name: v for v in study.variants}
     if study.oracle_recipe and "oracle" not in results:
         oracle = explain_model(variants[study.oracle_recipe], study.target)
-        results["oracle"] = measure(study, oracle, target, oracle.meta.explanation["readout"])
+        results["oracle"] = measure(study, oracle, target, readout_of(oracle))
     for variant in study.variants:
         if (args.only and variant.name not in args.only) or (not args.only and variant.name in results):
             continue
         start = time.perf_counter()
         if variant.recipe == "shared":
             tau, source_rows = shared_vector(variant), []
-            readout = "logit"
         else:
             taus, source_rows = [], []
             for source in variant.sources:
@@ -234,22 +228,19 @@ def main() -> None:
                 taus.append(ExplainabilityVector.from_checkpoints(sem, predict))
                 source_rows.append(sem.meta.metrics["val_accuracy"])
             tau = sum(taus)
-            readout = sem.meta.explanation["readout"]
         if variant.blocks is not None:
             tau = ExplainabilityVector(
                 {k: v for k, v in tau.tensors.items() if any(k.startswith(b + ".") for b in variant.blocks)},
                 tau.meta,
             )
-        curve = lambda_curve(target.model, tau, val_images, readout=readout)
-        lam = choose_lambda(curve).lam
-        edited = Checkpoint(tau.apply_to(target.model, lam), target.meta)
-        row = measure(study, edited, target, readout)
+        edited = apply_vector(target, tau, "auto", data=val_images)
+        row = measure(study, edited, target, readout_of(edited))
         results[variant.name] = {
             **row,
-            "lambda": lam,
+            "lambda": edited.meta.explanation.lam,
             "tau_norm": tau.norm(),
             "source_val_accuracy": source_rows,
-            "curve": [p.as_dict() for p in curve],
+            "curve": edited.meta.explanation.lambda_curve,
             "seconds": time.perf_counter() - start,
         }
         print(variant.name, {k: v for k, v in results[variant.name].items() if k != "curve"}, flush=True)

@@ -22,7 +22,7 @@ def meta_for(model):
         class_names=list("abcde"),
         preprocess=Preprocess(image_size=32),
         base_fingerprint=fingerprint(model.state_dict()),
-        training={"lr": 1e-3},
+        training={"config": {"lr": 1e-3}},
         metrics={"val_accuracy": 0.5},
     )
 

@@ -25,7 +25,7 @@ def test_pretrain_train_evaluate(tmp_path):
     result = invoke("train", "--base", base, "--data", "synthetic:geo", "--out", model, "--epochs", 1,
                     "--train-size", 128)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(model).meta.training["data"] == "synthetic:geo"
+    assert load_checkpoint(model).meta.training.data == "synthetic:geo"
 
     out = tmp_path / "report"
     result = invoke("evaluate", "--model", model, "--data", "synthetic:geo", "--out", out, "--size", 64,
@@ -98,7 +98,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
                     "--out", edited)  # fmt: skip
     assert result.exit_code == 0, result.output
     chosen = load_checkpoint(edited).meta.explanation
-    assert chosen["lambda"] in [p["lam"] for p in chosen["lambda_curve"]]
+    assert chosen.lam in [p["lam"] for p in chosen.lambda_curve]
     assert "λ curve" in result.output
     result = invoke("apply", *target_and_tau, "--lam", 0, "--out", edited)
     assert result.exit_code == 0, result.output
@@ -172,7 +172,7 @@ def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
                         "--out", sem, *small)  # fmt: skip
         assert result.exit_code == 0, result.output
         meta = load_checkpoint(sem).meta
-        assert meta.kind == "explain" and meta.explanation["supervision"] == supervision
+        assert meta.kind == "explain" and meta.explanation.supervision == supervision
 
     picture = tmp_path / "in" / "shape.png"
     picture.parent.mkdir()

@@ -80,7 +80,7 @@ def test_zero_shot_head_is_stored_and_reloads_with_open_clip_logits(tiny, tmp_pa
     assert meta.architecture["num_classes"] == 3 and meta.architecture["embed_dim"] == 64
     assert meta.preprocess.image_size == 32 and meta.preprocess.mean == open_clip.OPENAI_DATASET_MEAN
     assert meta.preprocess.std == open_clip.OPENAI_DATASET_STD and meta.preprocess.crop_pct == 1.0
-    head = meta.training["zero_shot_head"]
+    head = meta.training.zero_shot_head
     assert head["template"] == "a photo of a {}." and head["model"] == "tiny.json"
     assert head["weights"] == f"tiny.{fmt}"  # file names only: no local paths in the sidecar
     assert head["logit_scale"] == pytest.approx(tiny["clip"].logit_scale.exp().item())
@@ -162,7 +162,7 @@ def test_finetune_keeps_the_zero_shot_head_frozen(geo):
     assert torch.equal(tuned.model.head.weight, base.model.head.weight)
     assert torch.equal(tuned.model.head.bias, base.model.head.bias)
     assert not torch.equal(tuned.model.blocks[0].attn.qkv.weight, base.model.blocks[0].attn.qkv.weight)
-    assert tuned.meta.training["config"]["freeze_head"] is True
+    assert tuned.meta.training.config["freeze_head"] is True
     assert tuned.meta.base_fingerprint == base.meta.base_fingerprint
 
 
@@ -171,7 +171,7 @@ def test_train_explainer_keeps_the_zero_shot_head_frozen(geo):
     explainer = train_explainer(base, tuned, "synthetic:geo", config, num_coalitions=4)
     assert torch.equal(explainer.model.head.weight, base.model.head.weight)
     assert not torch.equal(explainer.model.blocks[0].attn.qkv.weight, base.model.blocks[0].attn.qkv.weight)
-    assert explainer.meta.training["config"]["freeze_head"] is True
+    assert explainer.meta.training.config["freeze_head"] is True
 
 
 def test_finetune_refuses_data_with_other_classes_than_the_zero_shot_head(tiny):

@@ -176,7 +176,7 @@ def test_apply_force_overrides_the_base_only(tmp_path):
     assert result.exit_code == 0, result.output
     assert "different bases" in result.output
     edited = load_checkpoint(out)
-    assert edited.meta.kind == "edited" and edited.meta.explanation["lambda"] == 0.5
+    assert edited.meta.kind == "edited" and edited.meta.explanation.lam == 0.5
     moved = (
         edited.model.state_dict()["blocks.0.mlp.fc1.weight"]
         - load_checkpoint(other_base).model.state_dict()["blocks.0.mlp.fc1.weight"]

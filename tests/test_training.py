@@ -92,15 +92,15 @@ def test_shared_vector_makes_each_source_model_explain_its_own_embedding(base):
     """τ trained on two source models at once lowers each one's embedding-game loss on unseen images."""
     from explainvec.shapley.model_games import MaskedModelGame
     from explainvec.shapley.sampling import sample_kernel_coalitions
-    from explainvec.training.shared_vector import train_shared_vector
+    from explainvec.vectors import train_shared_vector
 
     config = TrainConfig(epochs=1, train_size=256, eval_size=64)
     predicts = [finetune(base, d, config) for d in ("synthetic:geo", "synthetic:geo-pastel")]
     tau = train_shared_vector(base, predicts, config.model_copy(update={"epochs": 2, "lr": 1e-3}), alpha=1.0)
-    assert tau.meta["source_data"] == ["synthetic:geo", "synthetic:geo-pastel"]
-    assert tau.meta["base_fingerprint"] == base.meta.base_fingerprint
+    assert tau.meta.source_data == ["synthetic:geo", "synthetic:geo-pastel"]
+    assert tau.meta.base_fingerprint == base.meta.base_fingerprint
     for predict in predicts:
-        test = predict.load_split(predict.meta.training["data"], "test", size=32)
+        test = predict.load_split(predict.meta.training.data, "test", size=32)
         images = torch.stack([test[i][0] for i in range(32)])
         masks = sample_kernel_coalitions(32, 16, 16, generator=torch.Generator().manual_seed(5))
         target = MaskedModelGame(predict.model, images, "embedding")

@@ -86,7 +86,7 @@ def test_save_load_and_refusals(pair, tmp_path):
 
 
 def test_choose_lambda_respects_agreement():
-    from explainvec.vectors import LambdaPoint, choose_lambda
+    from explainvec.transfer import LambdaPoint, choose_lambda
 
     curve = [
         LambdaPoint(0.0, 1.0, 0.5, 0.4),

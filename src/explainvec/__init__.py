@@ -8,13 +8,13 @@ from explainvec.models.adapter import add_adapter
 from explainvec.models.backbones import load_base, timm_base
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
 from explainvec.models.clip import clip_base
-from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load
+from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load, readout_of
 from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
 from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
-from explainvec.training.shared_vector import train_shared_vector
-from explainvec.vectors import ExplainabilityVector, choose_lambda, lambda_curve
+from explainvec.transfer import apply_vector, choose_lambda, lambda_curve
+from explainvec.vectors import ExplainabilityVector, VectorEdit, train_shared_vector
 
 __all__ = [
     "DOMAINS",
@@ -31,7 +31,9 @@ __all__ = [
     "SelfExplainingViT",
     "SyntheticDataset",
     "TrainConfig",
+    "VectorEdit",
     "add_adapter",
+    "apply_vector",
     "build_vit",
     "choose_lambda",
     "clip_base",
@@ -46,6 +48,7 @@ __all__ = [
     "load_data",
     "permutation_shapley",
     "pretrain",
+    "readout_of",
     "save_checkpoint",
     "suite_report",
     "timm_base",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel
 
 from explainvec.evaluation.evaluate import suite_report
@@ -14,13 +13,14 @@ from explainvec.evaluation.report import Figure, Report
 from explainvec.evaluation.samples import plot_domain_samples
 from explainvec.evaluation.suite import SuiteConfig
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.progress import SILENT, Tracker
 from explainvec.training.base_cache import cached_base
 from explainvec.training.config import TrainConfig
 from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
-from explainvec.vectors import ExplainabilityVector, choose_lambda, lambda_curve
+from explainvec.transfer import apply_vector
+from explainvec.vectors import ExplainabilityVector
 
 
 class DemoPreset(BaseModel):
@@ -100,29 +100,10 @@ def run_demo(preset: str, out: str | Path, *, device: str = "cpu", progress: Tra
     )
     tau = ExplainabilityVector.from_checkpoints(source_sem, source_predict)
     tau.save(out / "models" / "tau.safetensors")
-    readout = source_sem.meta.explanation["readout"]
-    curve = lambda_curve(
-        target_predict.model,
-        tau,
-        split_images(target_predict, settings.target, 128, "val"),
-        readout=readout,
-        device=device,
-        progress=progress,
+    transferred = apply_vector(
+        target_predict, tau, "auto", data=settings.target, device=device, progress=progress
     )
-    lam = choose_lambda(curve).lam
-    transferred = Checkpoint(
-        tau.apply_to(target_predict.model.cpu(), lam),
-        target_predict.meta.model_copy(
-            update={
-                "kind": "edited",
-                "explanation": {
-                    **source_sem.meta.explanation,
-                    "lambda": lam,
-                    "lambda_curve": [p.as_dict() for p in curve],
-                },
-            }
-        ),
-    )
+    lam, readout = transferred.meta.explanation.lam, readout_of(transferred)
     save_checkpoint(out / "models" / "transferred.safetensors", transferred)
 
     suite = SuiteConfig(reference_budget=settings.reference_budget, budgets=settings.budgets)
@@ -178,12 +159,6 @@ def run_demo(preset: str, out: str | Path, *, device: str = "cpu", progress: Tra
     ]
     report.write(out)
     return report
-
-
-def split_images(checkpoint: Checkpoint, data: str, count: int, split: str = "test") -> torch.Tensor:
-    """The first ``count`` images ``[count, 3, H, W]`` of ``data``'s ``split``, preprocessed for the model."""
-    part = checkpoint.load_split(data, split, size=count)
-    return torch.stack([part[i][0] for i in range(count)])
 
 
 def _heatmaps(checkpoint: Checkpoint, data: str, folder: Path, readout: str, device: str) -> None:

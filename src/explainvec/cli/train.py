@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -17,31 +16,9 @@ from explainvec.training.engine import launch
 from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
 from explainvec.training.state import state_path
+from explainvec.vocabulary import Init, Mode, Precision, Supervision
 
 DEFAULTS = TrainConfig()
-
-
-class Mode(str, Enum):
-    predict = "predict"
-    explain = "explain"
-
-
-class Supervision(str, Enum):
-    amortised = "amortised"
-    logit = "logit"
-    embedding = "embedding"
-    labels = "labels"
-
-
-class Precision(str, Enum):
-    full = "32-true"
-    bf16 = "bf16-mixed"
-    fp16 = "16-mixed"
-
-
-class Init(str, Enum):
-    value = "value"
-    base = "base"
 
 
 @app.command("train")
@@ -50,15 +27,15 @@ def train_command(
     base: str = typer.Option(..., help="Base checkpoint every model starts from, or timm:<model name>."),
     data: str = typer.Option(..., help="synthetic:<domain> or an image folder root/<class>/*.png."),
     out: Path = typer.Option(..., help="Checkpoint to write (.safetensors)."),
-    mode: Mode = typer.Option(Mode.predict, help="predict: classification only; explain: self-explaining."),
+    mode: Mode = typer.Option("predict", help="predict: classification only; explain: self-explaining."),
     value_model: Path | None = typer.Option(None, help="explain mode: frozen prediction-only model of DATA."),
     supervision: Supervision = typer.Option(
-        Supervision.embedding, help="explain mode: the Shapley game to supervise (see docs)."
+        "embedding", help="explain mode: the Shapley game to supervise (see docs)."
     ),
     alpha: float = typer.Option(0.05, help="explain mode: weight of the explanation loss."),
     coalitions: int = typer.Option(16, help="explain mode: K coalitions per image and step (even)."),
     init: Init = typer.Option(
-        Init.base, help="explain mode: fine-tune from the base beside the value model (default) or from it."
+        "base", help="explain mode: fine-tune from the base beside the value model (default) or from it."
     ),
     adapter: bool = typer.Option(
         False, help="explain mode: add the class-agnostic explanation adapter on patch tokens (travels in τ)."
@@ -81,7 +58,7 @@ def train_command(
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     devices: int = typer.Option(1, help="Data-parallel processes per node (starts them unless launched)."),
     num_nodes: int = typer.Option(1, help="Nodes (launch with fabric run, torchrun or SLURM)."),
-    precision: Precision = typer.Option(Precision.full, help="bf16-mixed on recent GPUs."),
+    precision: Precision = typer.Option("32-true", help="bf16-mixed on recent GPUs."),
     workers: int = typer.Option(0, help="Data-loading worker processes per training process."),
     resume: bool = typer.Option(False, help="Continue a killed run from OUT's .train-state file."),
     save_every: int = typer.Option(0, help="Write the resumable state every N steps (0: each epoch)."),
@@ -91,7 +68,7 @@ def train_command(
 ) -> None:
     """Fine-tune BASE on DATA (prediction-only, or self-explaining) and write the model with its sidecar."""
     device = str(resolve_device(device))
-    explain = mode == Mode.explain
+    explain = mode == "explain"
     if explain and value_model is None:
         raise ValueError("--mode explain needs --value-model (the prediction-only model of DATA)")
     config = TrainConfig(
@@ -105,7 +82,7 @@ def train_command(
         device=device,
         devices=devices,
         num_nodes=num_nodes,
-        precision=precision.value,
+        precision=precision,
         workers=workers,
         save_every=save_every,
     )
@@ -123,10 +100,10 @@ def train_command(
                 load_checkpoint(value_model),
                 data,
                 config,
-                supervision=supervision.value,
+                supervision=supervision,
                 alpha=alpha,
                 num_coalitions=coalitions,
-                init=init.value,
+                init=init,
                 adapter=adapter,
                 labels=LabelCache(labels).load() if labels else None,
                 masks=masks,

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 from rich.table import Table
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
-from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
-from explainvec.training.shared_vector import train_shared_vector
-from explainvec.vectors import ExplainabilityVector, LambdaPoint, choose_lambda, lambda_curve
+from explainvec.transfer import apply_vector
+from explainvec.vectors import ExplainabilityVector, train_shared_vector
 
 
 @app.command("vector")
@@ -59,7 +58,7 @@ def vector_command(
                 progress=progress,
             )
     vector.save(out)
-    console.print(f"wrote {out} (norm {vector.norm():.4f}, source {vector.meta['source_data']})")
+    console.print(f"wrote {out} (norm {vector.norm():.4f}, source {vector.meta.source_data})")
 
 
 @app.command("apply")
@@ -78,45 +77,40 @@ def apply_command(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Write TARGET + λ·τ: a model that predicts and explains in one pass, no training."""
-    torch_device = resolve_device(device)
     target = load_checkpoint(model)
     tau = ExplainabilityVector.load(vector)
-    tau.check_compatible(target, force=force)
-    if target.meta.base_fingerprint != tau.meta["base_fingerprint"]:
-        console.print("[yellow]warning:[/] --force: the model and the vector come from different bases")
-    explanation = {**tau.meta.get("explanation", {}), "vector_source": tau.meta["source_data"]}
-    if lam == "auto":
-        if data is None:
-            raise ValueError("--lam auto needs --data (unlabelled target images to choose λ on)")
-        curve = _lambda_curve(target, tau, data, images, explanation.get("readout", "logit"), torch_device)
-        chosen = choose_lambda(curve, min_agreement)
-        _print_curve(curve, chosen)
-        value = chosen.lam
-        explanation["lambda_curve"] = [p.as_dict() for p in curve]
-    else:
+    if lam != "auto":
         try:
-            value = float(lam)
+            lam = float(lam)
         except ValueError as error:
             raise ValueError(f"--lam must be a number or 'auto', got {lam!r}") from error
-    explanation["lambda"] = value
-    edited_meta = target.meta.model_copy(update={"kind": "edited", "explanation": explanation})
-    save_checkpoint(out, Checkpoint(tau.apply_to(target.model.cpu(), value), edited_meta))
-    console.print(f"wrote {out} = {model.name} + {value:g}·τ")
-
-
-def _lambda_curve(
-    target: Checkpoint, tau: ExplainabilityVector, data: str, count: int, readout: str, device: torch.device
-) -> list[LambdaPoint]:
-    val = target.load_split(data, "val", size=count)
-    batch = torch.stack([val[i][0] for i in range(min(count, len(val)))])
+    elif data is None:
+        raise ValueError("--lam auto needs --data (unlabelled target images to choose λ on)")
     with progress_bar() as progress:
-        return lambda_curve(target.model, tau, batch, readout=readout, device=device, progress=progress)
+        edited = apply_vector(
+            target,
+            tau,
+            lam,
+            data=data,
+            images=images,
+            agreement=min_agreement,
+            force=force,
+            device=resolve_device(device),
+            progress=progress,
+        )
+    if target.meta.base_fingerprint != tau.meta.base_fingerprint:
+        console.print("[yellow]warning:[/] --force: the model and the vector come from different bases")
+    explanation = edited.meta.explanation
+    if explanation.lambda_curve is not None:
+        _print_curve(explanation.lambda_curve, explanation.lam)
+    save_checkpoint(out, edited)
+    console.print(f"wrote {out} = {model.name} + {explanation.lam}·τ")
 
 
-def _print_curve(curve: list[LambdaPoint], chosen: LambdaPoint) -> None:
+def _print_curve(curve: list[dict], chosen: float) -> None:
     table = Table("λ", "agreement", "insertion", "deletion", "ins − del", title="λ curve (no labels used)")
     for point in curve:
-        cells = [point.agreement, point.insertion, point.deletion, point.score]
-        lam = f"{point.lam:g}" + (" ← chosen" if point is chosen else "")
+        cells = [point[k] for k in ("agreement", "insertion", "deletion", "insertion_minus_deletion")]
+        lam = f"{point['lam']:g}" + (" ← chosen" if point["lam"] == chosen else "")
         table.add_row(lam, *(f"{c:.3f}" for c in cells))
     console.print(table)

@@ -128,4 +128,6 @@ def random_vector_like(tau: ExplainabilityVector, seed: int = 0) -> Explainabili
     tensors = {
         name: n * (target[block_of(name)] / max(current[block_of(name)], 1e-12)) for name, n in noise.items()
     }
-    return ExplainabilityVector(tensors, {**tau.meta, "control": f"norm-matched random, seed {seed}"})
+    return ExplainabilityVector(
+        tensors, tau.meta.model_copy(update={"control": f"norm-matched random, seed {seed}"})
+    )

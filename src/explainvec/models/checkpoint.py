@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+import torch
+from pydantic import Field, ValidationError
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
@@ -15,23 +16,25 @@ from explainvec.data.preprocess import Preprocess
 from explainvec.data.sources import load_data
 from explainvec.io import read_tensors, write_json, write_tensors
 from explainvec.models.adapter import has_adapter
+from explainvec.models.records import Architecture, ExplanationRecord, Record, TrainingRecord, one_error
 from explainvec.models.vit import build_vit, patch_size
+from explainvec.vocabulary import CheckpointKind
 
 FORMAT = "explainvec-checkpoint/1"
 
 
-class CheckpointMeta(BaseModel):
+class CheckpointMeta(Record):
     """What a checkpoint's sidecar holds: enough to rebuild and use the model with no other input."""
 
-    format: str = FORMAT
-    kind: Literal["base", "predict", "explain", "edited"]
-    architecture: dict
+    format: Literal["explainvec-checkpoint/1"] = FORMAT
+    kind: CheckpointKind
+    architecture: Architecture
     class_names: list[str] = Field(min_length=1)
     preprocess: Preprocess
     base_fingerprint: str
-    training: dict = Field(default_factory=dict)
-    metrics: dict = Field(default_factory=dict)
-    explanation: dict = Field(default_factory=dict)  # e.g. {"readout": "logit", "supervision": "embedding"}
+    training: TrainingRecord = Field(default_factory=TrainingRecord)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    explanation: ExplanationRecord = Field(default_factory=ExplanationRecord)
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Checkpoint:
         return load_data(
             data, split, preprocess=self.meta.preprocess, patch_size=patch_size(self.model), **kwargs
         )
+
+    def split_images(self, data: str, split: str, count: int) -> torch.Tensor:
+        """The first ``count`` images ``[N, 3, H, W]`` of ``data``'s ``split`` (fewer if it is smaller)."""
+        part = self.load_split(data, split, size=count)
+        return torch.stack([part[i][0] for i in range(min(count, len(part)))])
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -65,7 +73,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
             update={"architecture": {**meta.architecture, "explain_adapter": has_adapter(model)}}
         )
     write_tensors(path, model.state_dict())
-    write_json(sidecar_path(path), meta.model_dump(mode="json"))
+    write_json(sidecar_path(path), meta.dump())
     return path
 
 
@@ -75,9 +83,13 @@ def load_meta(path: str | Path) -> CheckpointMeta:
     if not side.is_file():
         raise FileNotFoundError(f"checkpoint sidecar {side} is missing (expected beside {path})")
     try:
-        return CheckpointMeta.model_validate(json.loads(side.read_text()))
-    except (json.JSONDecodeError, ValidationError) as error:
-        raise ValueError(f"checkpoint sidecar {side} is not valid: {error}") from error
+        data = json.loads(side.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"checkpoint sidecar {side} is not valid JSON: {error}") from error
+    try:
+        return CheckpointMeta.model_validate(data)
+    except ValidationError as error:
+        raise ValueError(f"checkpoint sidecar {side} is not valid: {one_error(error)}") from error
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
@@ -14,6 +15,7 @@ from explainvec.models.checkpoint import Checkpoint, load_checkpoint
 from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import grid_size, image_size, num_patches
 from explainvec.vocabulary import DEFAULT_READOUT, Readout, class_values
+
 
 @dataclass
 class Explanation:
@@ -122,7 +124,7 @@ def readout_of(checkpoint: Checkpoint) -> Readout:
     """The one read-out of ``checkpoint``'s map: the one its explanation training or vector recorded, else
     (a prediction-only model) the logit read-out. Loading, explaining, the λ search and the evaluation
     all ask this function, so the map a user sees is the map the report scored."""
-    return checkpoint.meta.explanation.get("readout", DEFAULT_READOUT)
+    return checkpoint.meta.explanation.readout or DEFAULT_READOUT
 
 
 def load(path: str | Path, device: str = "cpu") -> SelfExplainingViT:

@@ -6,25 +6,22 @@ insertion/deletion and the demo all use.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.models.masking import masked_prefix_tokens
 from explainvec.models.vit import grid_size, num_patches
+from explainvec.vocabulary import GameOutput, Readout, class_values
 
-Output = Literal["probability", "logit", "embedding"]
 
-
-def tokens_to_values(model: VisionTransformer, tokens: torch.Tensor, output: Output) -> torch.Tensor:
+def tokens_to_values(model: VisionTransformer, tokens: torch.Tensor, output: GameOutput) -> torch.Tensor:
     """Values ``[N, C]`` (or ``[N, D]`` for ``embedding``) from final-norm tokens ``[N, T, D]`` (the prefix
     tokens suffice: both read the class token)."""
     if output == "embedding":
         return tokens[:, 0]
     logits = model.forward_head(tokens)
-    return logits.softmax(-1) if output == "probability" else logits
+    return class_values(logits, output)
 
 
 class MaskedModelGame:
@@ -39,7 +36,7 @@ class MaskedModelGame:
         self,
         model: VisionTransformer,
         images: torch.Tensor,
-        output: Output = "probability",
+        output: GameOutput = "probability",
         *,
         pack_pairs: bool = True,
     ) -> None:
@@ -64,7 +61,7 @@ class PixelMaskedGame:
         model: torch.nn.Module,
         images: torch.Tensor,
         grid: tuple[int, int],
-        output: Literal["probability", "logit"] = "probability",
+        output: Readout = "probability",
         fill: float = 0.0,
         blur: bool = False,
     ) -> None:
@@ -92,5 +89,5 @@ class PixelMaskedGame:
         keep = keep.reshape(b, m, 1, h, w)
         mixed = self.images[:, None] * keep + self.background[:, None] * (1 - keep)
         logits = self.model(mixed.reshape(b * m, *self.images.shape[1:]))
-        values = logits.softmax(-1) if self.output == "probability" else logits
+        values = class_values(logits, self.output)
         return values.reshape(b, m, -1)

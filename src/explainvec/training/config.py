@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from explainvec.vocabulary import Precision
 
 
 class TrainConfig(BaseModel):
@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
     device: str = Field(default="cpu", description="cpu, cuda, or auto")
     devices: int = Field(default=1, ge=1, description="processes per node (GPUs, or CPU processes with gloo)")
     num_nodes: int = Field(default=1, ge=1)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    precision: Precision = "32-true"
     workers: int = Field(default=0, ge=0, description="data-loading worker processes per training process")
     save_every: int = Field(
         default=0, ge=0, description="write the resumable training state every N steps (0: each epoch)"

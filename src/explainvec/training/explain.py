@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -16,10 +16,7 @@ from explainvec.training.finetune import load_splits, trained_checkpoint, zero_s
 from explainvec.training.head import replace_head
 from explainvec.training.loop import fit
 from explainvec.training.supervision import AmortisedGameLoss, LabelRegressionLoss
-
-Supervision = Literal["amortised", "logit", "embedding", "labels"]
-GAME_OUTPUT = {"amortised": "probability", "logit": "logit", "embedding": "embedding"}
-READOUT = {"amortised": "probability", "logit": "logit", "embedding": "logit", "labels": "probability"}
+from explainvec.vocabulary import GAME_OUTPUT, READOUT, Init, Supervision
 
 
 def train_explainer(
@@ -31,7 +28,7 @@ def train_explainer(
     supervision: Supervision = "embedding",
     alpha: float = 0.05,
     num_coalitions: int = 16,
-    init: Literal["value", "base"] = "base",
+    init: Init = "base",
     adapter: bool = False,
     labels: torch.Tensor | None = None,
     masks: str | None = None,

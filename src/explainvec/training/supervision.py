@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
@@ -21,8 +19,7 @@ from explainvec.models.vit import num_patches
 from explainvec.shapley.model_games import MaskedModelGame
 from explainvec.shapley.sampling import sample_kernel_coalitions
 from explainvec.training.seeding import item_generator
-
-GameOutput = Literal["probability", "logit", "embedding"]
+from explainvec.vocabulary import GameOutput
 
 
 def patch_attributions(model: VisionTransformer, tokens: torch.Tensor, output: GameOutput) -> torch.Tensor:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
+from pydantic import Field, ValidationError
 from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.io import read_tensors, write_json, write_tensors
-from explainvec.models.adapter import ADAPTER, add_adapter, identity_adapter_parameters
+from explainvec.models.adapter import identity_adapter_parameters
 from explainvec.models.checkpoint import Checkpoint, sidecar_path
+from explainvec.models.records import Architecture, ExplanationRecord, Record, one_error
 from explainvec.models.vit import build_vit, grid_size
+from explainvec.vectors.edit import Scale, VectorEdit, add_scaled, block_of
 
 HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
 FORMAT = "explainvec-vector/1"
@@ -22,12 +25,6 @@ FORMAT = "explainvec-vector/1"
 def backbone_parameters(model: VisionTransformer) -> dict[str, torch.Tensor]:
     """Named parameters of the backbone (the classifier head excluded; buffers are not parameters)."""
     return {n: p.detach() for n, p in model.named_parameters() if not n.startswith(HEAD_PREFIXES)}
-
-
-def block_of(name: str) -> str:
-    """The group a parameter belongs to for per-block λ: ``blocks.<i>`` or its first name component."""
-    parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0] == "blocks" else parts[0]
 
 
 def architecture_key(architecture: dict) -> dict:
@@ -41,14 +38,35 @@ def architecture_grid(architecture: dict) -> tuple[int, int]:
         return grid_size(build_vit(architecture))
 
 
+class VectorMeta(Record):
+    """What a vector's sidecar holds: the base and architecture it fits, its source data, the recipe."""
+
+    format: Literal["explainvec-vector/1"] = FORMAT
+    base_fingerprint: str
+    architecture: Architecture
+    source_data: str | list[str] | None = None
+    explanation: ExplanationRecord = Field(default_factory=ExplanationRecord)
+    training: dict[str, Any] = Field(default_factory=dict)
+    combined: bool | None = None
+    control: str | None = None
+    norm: float | None = None
+    block_norms: dict[str, float] | None = None
+
+    @classmethod
+    def of_base(cls, base: Checkpoint, **fields: Any) -> VectorMeta:
+        """The metadata of a vector made from fine-tunes of ``base``."""
+        architecture = architecture_key(base.meta.architecture)
+        return cls(base_fingerprint=base.meta.base_fingerprint, architecture=architecture, **fields)
+
+
 class ExplainabilityVector:
     """Backbone weight differences plus metadata; supports ``+ - *``, ``sum``, ``dot``, ``norm``, apply."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    def __init__(self, tensors: dict[str, torch.Tensor], meta: VectorMeta) -> None:
         self.tensors, self.meta = tensors, meta
 
     @classmethod
-    def from_checkpoints(cls, explain: Checkpoint, predict: Checkpoint, **recipe) -> ExplainabilityVector:
+    def from_checkpoints(cls, explain: Checkpoint, predict: Checkpoint) -> ExplainabilityVector:
         """τ = explain − predict, both fine-tuned from the same base."""
         if explain.meta.base_fingerprint != predict.meta.base_fingerprint:
             raise ValueError("the two checkpoints come from different bases (fingerprints differ)")
@@ -57,15 +75,12 @@ class ExplainabilityVector:
         a, b = backbone_parameters(explain.model), backbone_parameters(predict.model)
         b = {**identity_adapter_parameters(predict.model), **b}  # a model without adapter has the identity
         tensors = {name: (a[name] - b[name]).clone() for name in a}
-        meta = {
-            "format": FORMAT,
-            "base_fingerprint": explain.meta.base_fingerprint,
-            "architecture": architecture_key(explain.meta.architecture),
-            "source_data": explain.meta.training.get("data"),
-            "explanation": explain.meta.explanation,
-            "training": explain.meta.training.get("config", {}),
-            **recipe,
-        }
+        meta = VectorMeta.of_base(
+            explain,
+            source_data=explain.meta.training.data,
+            explanation=explain.meta.explanation,
+            training=explain.meta.training.config,
+        )
         return cls(tensors, meta)
 
     # -- algebra -------------------------------------------------------------------------------------
@@ -74,11 +89,11 @@ class ExplainabilityVector:
             return NotImplemented
         if (
             other.tensors.keys() != self.tensors.keys()
-            or other.meta["base_fingerprint"] != self.meta["base_fingerprint"]
+            or other.meta.base_fingerprint != self.meta.base_fingerprint
         ):
             raise ValueError("vectors of different architectures or bases cannot be combined")
         tensors = {n: t + sign * other.tensors[n] for n, t in self.tensors.items()}
-        return ExplainabilityVector(tensors, {**self.meta, "combined": True})
+        return ExplainabilityVector(tensors, self.meta.model_copy(update={"combined": True}))
 
     def __add__(self, other: ExplainabilityVector) -> ExplainabilityVector:
         return self._combine(other, 1.0)
@@ -92,7 +107,9 @@ class ExplainabilityVector:
         return self._combine(other, -1.0)
 
     def __mul__(self, scale: float) -> ExplainabilityVector:
-        return ExplainabilityVector({n: t * float(scale) for n, t in self.tensors.items()}, dict(self.meta))
+        return ExplainabilityVector(
+            {n: t * float(scale) for n, t in self.tensors.items()}, self.meta.model_copy()
+        )
 
     __rmul__ = __mul__
 
@@ -118,7 +135,7 @@ class ExplainabilityVector:
     def check_compatible(self, checkpoint: Checkpoint, *, force: bool = False) -> None:
         """Raise ValueError saying why the vector cannot be applied to ``checkpoint``: another patch grid,
         another architecture, or (unless ``force``) another base fingerprint."""
-        architecture, own = architecture_key(checkpoint.meta.architecture), self.meta["architecture"]
+        architecture, own = architecture_key(checkpoint.meta.architecture), self.meta.architecture
         made_for, has = architecture_grid(own), grid_size(checkpoint.model)
         if made_for != has:
             raise ValueError(
@@ -134,31 +151,29 @@ class ExplainabilityVector:
                 f"the vector was made for another architecture (differs in: {', '.join(differing)}; "
                 "--force does not override this)"
             )
-        if checkpoint.meta.base_fingerprint != self.meta["base_fingerprint"] and not force:
+        if checkpoint.meta.base_fingerprint != self.meta.base_fingerprint and not force:
             raise ValueError(
-                f"the vector was made from base {self.meta['base_fingerprint']}, the model from base "
+                f"the vector was made from base {self.meta.base_fingerprint}, the model from base "
                 f"{checkpoint.meta.base_fingerprint} (another base fingerprint; use --force to apply anyway)"
             )
 
-    def apply_to(self, model: VisionTransformer, lam: float | Mapping[str, float] = 1.0) -> VisionTransformer:
+    def apply_to(self, model: VisionTransformer, lam: Scale = 1.0) -> VisionTransformer:
         """A copy of ``model`` with ``θ + λ·τ``; ``lam`` may map blocks (see ``block_of``) to their own λ."""
         edited = copy.deepcopy(model)
-        if any(name.startswith(ADAPTER + ".") for name in self.tensors):
-            add_adapter(edited)
-        parameters = dict(edited.named_parameters())
-        with torch.no_grad():
-            for name, delta in self.tensors.items():
-                scale = lam.get(block_of(name), 0.0) if isinstance(lam, Mapping) else lam
-                if scale:
-                    parameters[name].add_(delta.to(parameters[name]), alpha=float(scale))
+        add_scaled(edited, self.tensors, lam)
         return edited
+
+    def edit(self, model: VisionTransformer) -> VectorEdit:
+        """Edit ``model`` in place: ``with tau.edit(model) as edit: edit.set(0.5)``; restored on exit."""
+        return VectorEdit(model, self.tensors)
 
     # -- files ---------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (safetensors) and its JSON sidecar with metadata and per-block norms."""
         path = Path(path)
         write_tensors(path, self.tensors)
-        write_json(sidecar_path(path), {**self.meta, "norm": self.norm(), "block_norms": self.block_norms()})
+        meta = self.meta.model_copy(update={"norm": self.norm(), "block_norms": self.block_norms()})
+        write_json(sidecar_path(path), meta.dump())
         return path
 
     @classmethod
@@ -175,4 +190,8 @@ class ExplainabilityVector:
             raise ValueError(f"vector sidecar {side} is not valid JSON: {error}") from error
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{path} is not an explainability vector (sidecar format is not {FORMAT!r})")
+        try:
+            meta = VectorMeta.model_validate(meta)
+        except ValidationError as error:
+            raise ValueError(f"vector sidecar {side} is not valid: {one_error(error)}") from error
         return cls(read_tensors(path), meta)

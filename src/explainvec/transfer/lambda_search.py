@@ -12,6 +12,7 @@ from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.progress import SILENT, Tracker
 from explainvec.shapley.model_games import MaskedModelGame
 from explainvec.vectors.explainability_vector import ExplainabilityVector
+from explainvec.vocabulary import DEFAULT_READOUT, Readout
 
 DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
@@ -39,26 +40,28 @@ def lambda_curve(
     tau: ExplainabilityVector,
     images: torch.Tensor,
     *,
-    readout: str = "logit",
+    readout: Readout = DEFAULT_READOUT,
     grid: tuple[float, ...] = DEFAULT_GRID,
     device: str | torch.device = "cpu",
     progress: Tracker = SILENT,
 ) -> list[LambdaPoint]:
     """Agreement and insertion/deletion AUC (predicted class) of ``model + λ·τ`` for each λ in ``grid``,
-    computed on ``device`` (``model`` is moved there)."""
-    model, images = model.to(device), images.to(device)
+    computed on ``device`` (``model`` is moved there and edited in place, then restored exactly)."""
+    model, images = model.to(device).eval(), images.to(device)
     reference = model(images).argmax(-1)
     task = progress.task("choosing λ", total=len(grid))
     points = []
-    for lam in grid:
-        edited = tau.apply_to(model, lam).eval()
-        out = SelfExplainingViT(edited, [str(c) for c in range(edited.num_classes)], readout)(images)
-        insertion, deletion = insertion_deletion_auc(
-            MaskedModelGame(edited, images), out.for_class(), out.predicted
-        )
-        agreement = (out.predicted == reference).float().mean().item()
-        points.append(LambdaPoint(lam, agreement, insertion.mean().item(), deletion.mean().item()))
-        task.advance()
+    explainer = SelfExplainingViT(model, [str(c) for c in range(model.num_classes)], readout)
+    with tau.edit(model) as edit:
+        for lam in grid:
+            edit.set(lam)
+            out = explainer(images)
+            insertion, deletion = insertion_deletion_auc(
+                MaskedModelGame(model, images), out.for_class(), out.predicted
+            )
+            agreement = (out.predicted == reference).float().mean().item()
+            points.append(LambdaPoint(lam, agreement, insertion.mean().item(), deletion.mean().item()))
+            task.advance()
     return points
 
 

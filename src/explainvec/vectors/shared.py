@@ -20,16 +20,12 @@ from torch.utils.data import DataLoader
 from explainvec.models.adapter import ADAPTER, add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.masking import masked_tokens
+from explainvec.models.records import ExplanationRecord
 from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
 from explainvec.training.loop import Indexed, lr_factor
 from explainvec.training.supervision import AmortisedGameLoss
-from explainvec.vectors.explainability_vector import (
-    FORMAT,
-    ExplainabilityVector,
-    architecture_key,
-    backbone_parameters,
-)
+from explainvec.vectors.explainability_vector import ExplainabilityVector, VectorMeta, backbone_parameters
 
 
 class _Objective(nn.Module):
@@ -70,7 +66,7 @@ def train_shared_vector(
         raise ValueError("every source model must be fine-tuned from this base (fingerprints differ)")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    datas = [p.meta.training["data"] for p in predicts]
+    datas = [p.meta.training.data for p in predicts]
     loaders = [
         DataLoader(
             Indexed(base.load_split(d, "train", size=config.train_size, seed=config.seed)),
@@ -131,20 +127,18 @@ def train_shared_vector(
         task.advance()
     curve = [sum(history[i : i + per_epoch]) / per_epoch for i in range(0, steps, per_epoch)]
     tensors = {n.removeprefix("vit."): t.detach().cpu().clone() for n, t in tau.items()}
-    meta = {
-        "format": FORMAT,
-        "base_fingerprint": base.meta.base_fingerprint,
-        "architecture": architecture_key(base.meta.architecture),
-        "source_data": datas,
-        "explanation": {
-            "readout": "logit",
-            "supervision": "embedding",
-            "alpha": alpha,
-            "coalitions": num_coalitions,
-            "recipe": "shared",
-            "adapter": adapter,
-            "backbone": backbone,
-        },
-        "training": {**config.model_dump(), "loss": curve},
-    }
+    meta = VectorMeta.of_base(
+        base,
+        source_data=datas,
+        explanation=ExplanationRecord(
+            readout="logit",
+            supervision="embedding",
+            alpha=alpha,
+            coalitions=num_coalitions,
+            recipe="shared",
+            adapter=adapter,
+            backbone=backbone,
+        ),
+        training={**config.model_dump(), "loss": curve},
+    )
     return ExplainabilityVector(tensors, meta)
