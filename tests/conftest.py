@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -37,3 +38,17 @@ def tiny_vit():
     """A randomly initialised 4x4 ViT with 5 classes."""
     torch.manual_seed(0)
     return build_vit({**GRID_PRESETS["4x4"], "num_classes": 5}).eval()
+
+
+@pytest.fixture
+def pair(tiny_vit):
+    """A self-explaining stand-in (``tiny_vit`` nudged by noise) and ``tiny_vit`` as its prediction twin."""
+    from tests.test_checkpoint import meta_for
+
+    explain = copy.deepcopy(tiny_vit)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in explain.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    meta = meta_for(tiny_vit)
+    return Checkpoint(explain, meta), Checkpoint(tiny_vit, meta)

@@ -47,3 +47,15 @@ def test_load_any_checkpoint(tiny_vit, tmp_path):
     with torch.no_grad():
         out = model(torch.randn(1, 3, 32, 32))
     assert model.readout == "logit" and out.class_names == list("abcde")
+
+
+@torch.no_grad()
+def test_explain_and_evaluate_read_a_prediction_only_checkpoint_the_same_way(tiny_vit, tmp_path):
+    from explainvec.evaluation.plan import Comparison, plan_rows
+    from explainvec.models.checkpoint import load_checkpoint
+
+    path = save_checkpoint(tmp_path / "m.safetensors", Checkpoint(tiny_vit, meta_for(tiny_vit)))
+    images = torch.randn(3, 3, 32, 32)
+    shown = load(path)(images).attributions  # what `explainvec explain` writes
+    scored = plan_rows(load_checkpoint(path), Comparison(baselines=())).rows[0].method.model(images)
+    torch.testing.assert_close(scored.attributions, shown, atol=0, rtol=0)

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.test_checkpoint import meta_for
 from timm.models.vision_transformer import VisionTransformer
 
 import explainvec.vectors.explainability_vector as vector_module
@@ -17,17 +16,6 @@ from explainvec.vectors import ExplainabilityVector
 
 OLD = Path(__file__).parent / "data" / "format-1"
 """Files written by explainvec at commit ece2797 (untyped metadata), kept to show they still load."""
-
-
-@pytest.fixture
-def pair(tiny_vit):
-    explain = copy.deepcopy(tiny_vit)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for p in explain.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    meta = meta_for(tiny_vit)
-    return Checkpoint(explain, meta.model_copy(update={"kind": "explain"})), Checkpoint(tiny_vit, meta)
 
 
 def state(model):

@@ -1,22 +1,8 @@
-import copy
-
 import pytest
 import torch
-from tests.test_checkpoint import meta_for
 
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.vectors import ExplainabilityVector, backbone_parameters
-
-
-@pytest.fixture
-def pair(tiny_vit):
-    explain = copy.deepcopy(tiny_vit)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for p in explain.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    meta = meta_for(tiny_vit)
-    return Checkpoint(explain, meta), Checkpoint(tiny_vit, meta)
 
 
 def test_vector_is_the_backbone_difference(pair):

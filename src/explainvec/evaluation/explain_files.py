@@ -6,10 +6,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from timm.data import create_transform
 
+from explainvec.data.folder import IMAGE_SUFFIXES, open_rgb
 from explainvec.data.preprocess import Preprocess
 from explainvec.evaluation.heatmaps import plot_overlays, to_display
 from explainvec.io import write_json
+from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT
 
 
@@ -20,6 +23,32 @@ class ImageItem:
     name: str
     image: torch.Tensor  # [3, H, W], preprocessed
     mask: torch.Tensor | None = None
+
+
+def image_items(
+    checkpoint: Checkpoint, inputs: list[Path], *, data: str | None = None, count: int = 8
+) -> list[ImageItem]:
+    """What to explain: image files and every image under folders in ``inputs``, preprocessed for the
+    model, then the first ``count`` test images of ``data`` (with their masks)."""
+    transform = create_transform(**checkpoint.meta.preprocess.timm_kwargs())
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"image {path} does not exist")
+    items = [ImageItem(f"{i:03d}-{f.stem}", transform(open_rgb(f))) for i, f in enumerate(files)]
+    if data:
+        test = checkpoint.load_split(data, "test", size=count)
+        for i in range(min(count, len(test))):
+            image, label, mask = test[i]
+            name = f"{data.split(':')[-1]}-{i:03d}-{test.class_names[label]}"
+            items.append(ImageItem(name, image, mask if test.has_masks else None))
+    if not items:
+        raise ValueError("nothing to explain: give image files or folders, or --data")
+    return items
 
 
 @torch.no_grad()
