@@ -20,6 +20,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests experiments benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-slow: install
@@ -28,6 +29,7 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check src tests experiments benchmarks
 	$(BIN)/ruff format --check src tests experiments benchmarks
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis .import_linter_cache

@@ -1,8 +1,10 @@
+import json
+
 import pytest
 import torch
 
 from explainvec.data import Preprocess, SyntheticDataset
-from explainvec.shapley.label_cache import LabelCache
+from explainvec.shapley.label_cache import LabelCache, LabelCacheMeta
 
 META = {"value_model": "x", "data": "synthetic:geo", "output": "probability", "budget": 32,
         "num_items": 8, "num_players": 16, "shard_size": 3, "seed": 0}  # fmt: skip
@@ -43,3 +45,35 @@ def test_other_settings_are_refused(tmp_path):
         cache.create({**META, "budget": 64})
     with pytest.raises(FileNotFoundError):
         _ = LabelCache(tmp_path / "nothing").meta
+
+
+def test_meta_is_a_validated_model_with_the_same_json(tmp_path):
+    cache = LabelCache(tmp_path)
+    cache.create(LabelCacheMeta(**META))
+    assert json.loads((tmp_path / "meta.json").read_text()) == META  # the on-disk format is unchanged
+    assert cache.meta == LabelCacheMeta(**META) and cache.meta.shard_size == 3
+    cache.create(META)  # a plain dict of the same settings is the same cache
+    with pytest.raises(ValueError, match="other labels: budget 32 != 64"):
+        cache.create(LabelCacheMeta(**{**META, "budget": 64}))
+
+    old = LabelCache(tmp_path / "old")  # a meta.json written as a plain dict, before the model, loads
+    old.folder.mkdir()
+    (old.folder / "meta.json").write_text(json.dumps(META, indent=2) + "\n")
+    assert old.meta == LabelCacheMeta(**META)
+    assert old.ranges() == [(0, 3), (3, 6), (6, 8)]
+
+
+BAD_META = {
+    "not JSON": "{not json",
+    "a missing field": json.dumps({k: v for k, v in META.items() if k != "seed"}),
+    "a wrong type": json.dumps({**META, "budget": "many"}),
+    "an unknown field": json.dumps({**META, "colour": "red"}),
+    "an impossible value": json.dumps({**META, "shard_size": 0}),
+}
+
+
+@pytest.mark.parametrize("problem", BAD_META)
+def test_a_bad_meta_json_is_refused_naming_the_file(tmp_path, problem):
+    (tmp_path / "meta.json").write_text(BAD_META[problem])
+    with pytest.raises(ValueError, match=r"label cache metadata .*meta\.json is not valid"):
+        _ = LabelCache(tmp_path).meta

@@ -11,7 +11,7 @@ from explainvec.models.checkpoint import load_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.models.fingerprint import fingerprint
 from explainvec.models.vit import num_patches
-from explainvec.shapley.label_cache import LabelCache
+from explainvec.shapley.label_cache import LabelCache, LabelCacheMeta
 from explainvec.training.config import TrainConfig
 from explainvec.training.engine import launch
 
@@ -42,16 +42,16 @@ def labels_command(
     train = checkpoint.load_split(data, "train", size=train_size, seed=seed)
     cache = LabelCache(out)
     cache.create(
-        {
-            "value_model": fingerprint(checkpoint.model.state_dict()),
-            "data": data,
-            "output": "probability",
-            "budget": budget,
-            "num_items": len(train),
-            "num_players": num_patches(checkpoint.model),
-            "shard_size": shard_size,
-            "seed": seed,
-        }
+        LabelCacheMeta(
+            value_model=fingerprint(checkpoint.model.state_dict()),
+            data=data,
+            output="probability",
+            budget=budget,
+            num_items=len(train),
+            num_players=num_patches(checkpoint.model),
+            shard_size=shard_size,
+            seed=seed,
+        )
     )
     with progress_bar(enabled=rank == 0) as progress:
         done = cache.compute(

@@ -7,20 +7,39 @@ start index, so the labels do not depend on how the work was split.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from pydantic import Field, ValidationError
 from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
 from explainvec.io import write_json, write_tensors
+from explainvec.models.records import Record, one_error
 from explainvec.progress import SILENT, Tracker
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
+from explainvec.vocabulary import GameOutput
 
 MERGED = "labels.safetensors"
+META = "meta.json"
+
+
+class LabelCacheMeta(Record):
+    """What a label cache holds labels of (its ``meta.json``): Kernel SHAP values of ``value_model`` on
+    the first ``num_items`` training images of ``data``, ``budget`` evaluations per image."""
+
+    value_model: str = Field(description="fingerprint of the value model's weights")
+    data: str = Field(description="synthetic:<domain> or an image folder (its train split)")
+    output: GameOutput = "probability"
+    budget: int = Field(ge=4, description="Kernel SHAP evaluations per image, v(∅) and v(all) included")
+    num_items: int = Field(ge=0)
+    num_players: int = Field(gt=0)
+    shard_size: int = Field(gt=0)
+    seed: int
 
 
 class LabelCache:
@@ -30,22 +49,34 @@ class LabelCache:
         self.folder = Path(folder)
 
     @property
-    def meta(self) -> dict:
-        path = self.folder / "meta.json"
+    def meta(self) -> LabelCacheMeta:
+        """The cache's ``meta.json``, validated (ValueError naming the file if it is not valid)."""
+        path = self.folder / META
         if not path.is_file():
-            raise FileNotFoundError(f"{self.folder} is not a label cache (no meta.json)")
-        return json.loads(path.read_text())
+            raise FileNotFoundError(f"{self.folder} is not a label cache (no {META})")
+        try:
+            return LabelCacheMeta.model_validate_json(path.read_text())
+        except ValidationError as error:  # also for a file that is not JSON
+            raise ValueError(f"label cache metadata {path} is not valid: {one_error(error)}") from error
 
-    def create(self, meta: dict) -> None:
+    def create(self, meta: LabelCacheMeta | Mapping[str, Any]) -> None:
         """Start a cache, or check that an existing one was made with the same settings."""
-        if (self.folder / "meta.json").is_file():
-            if self.meta != meta:
-                raise ValueError(f"label cache {self.folder} holds other labels: {self.meta} != {meta}")
+        meta = LabelCacheMeta.model_validate(meta)
+        if (self.folder / META).is_file():
+            existing = self.meta
+            if existing != meta:
+                differences = ", ".join(
+                    f"{name} {getattr(existing, name)!r} != {getattr(meta, name)!r}"
+                    for name in LabelCacheMeta.model_fields
+                    if getattr(existing, name) != getattr(meta, name)
+                )
+                raise ValueError(f"label cache {self.folder} holds other labels: {differences}")
             return
-        write_json(self.folder / "meta.json", meta)
+        write_json(self.folder / META, meta.dump())
 
     def ranges(self) -> list[tuple[int, int]]:
-        n, size = self.meta["num_items"], self.meta["shard_size"]
+        meta = self.meta
+        n, size = meta.num_items, meta.shard_size
         return [(start, min(start + size, n)) for start in range(0, n, size)]
 
     def shard_path(self, start: int, stop: int) -> Path:
@@ -72,9 +103,9 @@ class LabelCache:
         model = model.to(device).eval()
         for start, stop in todo:
             images = torch.stack([data[i][0] for i in range(start, stop)]).to(device)
-            generator = torch.Generator().manual_seed(meta["seed"] * 1_000_003 + start)
-            game = MaskedModelGame(model, images, meta["output"])
-            result = kernel_shap(game, meta["budget"], generator=generator)
+            generator = torch.Generator().manual_seed(meta.seed * 1_000_003 + start)
+            game = MaskedModelGame(model, images, meta.output)
+            result = kernel_shap(game, meta.budget, generator=generator)
             tensors = {"values": result.values.float()}
             if result.std_errors is not None:
                 tensors["std_errors"] = result.std_errors.float()

@@ -1,4 +1,4 @@
-"""The training loop every mode shares: AdamW, warm-up + cosine schedule, patch dropping, progress,
+"""The training loop every mode shares: AdamW, warm-up + cosine schedule (timm), patch dropping, progress,
 data-parallel processes through Lightning Fabric, and a resumable state.
 
 Every random draw is seeded by (seed, epoch) for the data order and by (seed, epoch, item) for patch
@@ -8,7 +8,6 @@ dropping and coalitions, so a run gives the same weights whether it ran in one p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from lightning_fabric import Fabric
 from timm.models.vision_transformer import VisionTransformer
+from timm.scheduler import CosineLRScheduler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -50,11 +50,27 @@ class Indexed(Dataset):
         return index, *self.data[index]
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, start: int = 0
+) -> CosineLRScheduler:
+    """timm's warm-up + cosine schedule of ``optimizer``'s learning rate, counted in optimizer updates.
+
+    Linear warm-up from 0 over ``warmup_steps`` updates, then cosine decay from the optimizer's
+    learning rate to 0 at update ``total_steps``. Call ``step_update(n)`` after the ``n``-th
+    ``optimizer.step()``; it sets the learning rate of the next update. The learning rate is a function
+    of the update count alone, so ``start`` (updates already done, when resuming) gives exactly the
+    learning rate the uninterrupted run had at that update. The base learning rate is each param
+    group's ``initial_lr`` (kept in the optimizer's state) or else its ``lr``.
+    """
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=max(1, total_steps - warmup_steps),
+        warmup_t=warmup_steps,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+    scheduler.step_update(start)
+    return scheduler
 
 
 def epoch_batches(size: int, batch_size: int, seed: int, epoch: int, world_size: int) -> list[torch.Tensor]:
@@ -112,9 +128,8 @@ def fit(
     start, history, epoch_losses = 0, [], []
     if resume and state is not None and state.is_file():
         start, history, epoch_losses = load_state(state, model, optimizer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total, int(config.warmup * total)), last_epoch=start - 1
-    )
+    scheduler = cosine_schedule(optimizer, total, int(config.warmup * total), start=start)
+    done = start
     task = progress.task(description, total=total, completed=start)
     players = num_patches(model)
     model.train()
@@ -136,10 +151,10 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
-            scheduler.step()
+            done += 1
+            scheduler.step_update(done)
             step_loss = float(fabric.all_reduce(loss.detach(), reduce_op="mean"))
             epoch_losses.append(step_loss)
-            done = scheduler.last_epoch
             if done % per_epoch == 0:
                 history.append(sum(epoch_losses) / len(epoch_losses))
                 epoch_losses = []

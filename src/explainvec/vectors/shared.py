@@ -23,7 +23,7 @@ from explainvec.models.masking import masked_tokens
 from explainvec.models.records import ExplanationRecord
 from explainvec.progress import SILENT, Tracker
 from explainvec.training.config import TrainConfig
-from explainvec.training.loop import Indexed, lr_factor
+from explainvec.training.loop import Indexed, cosine_schedule
 from explainvec.training.supervision import AmortisedGameLoss
 from explainvec.vectors.explainability_vector import ExplainabilityVector, VectorMeta, backbone_parameters
 
@@ -99,9 +99,7 @@ def train_shared_vector(
     tau = {n: torch.zeros_like(frozen[0][n], requires_grad=True) for n in trained}
     optimizer = torch.optim.AdamW(tau.values(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * min(len(loader) for loader in loaders)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, steps, int(config.warmup * steps))
-    )
+    scheduler = cosine_schedule(optimizer, steps, int(config.warmup * steps))
     task = progress.task("training the shared vector", total=steps)
     iterators = [iter(loader) for loader in loaders]
     history: list[float] = []
@@ -122,7 +120,7 @@ def train_shared_vector(
             loss.backward()
             total += loss.item()
         optimizer.step()
-        scheduler.step()
+        scheduler.step_update(step + 1)
         history.append(total)
         task.advance()
     curve = [sum(history[i : i + per_epoch]) / per_epoch for i in range(0, steps, per_epoch)]
