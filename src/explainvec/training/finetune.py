@@ -42,7 +42,7 @@ def finetune(
 def zero_shot_config(base: Checkpoint, class_names: list[str], config: TrainConfig) -> TrainConfig:
     """``config`` with the head frozen when ``base`` carries a CLIP zero-shot head (task arithmetic keeps
     it); such a head only fits data with its own classes, in its order."""
-    if "zero_shot_head" not in base.meta.training:
+    if base.meta.training.zero_shot_head is None:
         return config
     if class_names != base.meta.class_names:
         raise ValueError(
