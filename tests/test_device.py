@@ -17,6 +17,7 @@ from explainvec.data.sources import data_class_names
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.models.fingerprint import fingerprint
+from explainvec.models.records import ExplanationRecord
 from explainvec.models.vit import build_vit
 from explainvec.vectors import ExplainabilityVector
 
@@ -59,12 +60,14 @@ def models(tmp_path_factory):
         for name, parameter in explained.named_parameters():
             if not name.startswith("head"):
                 parameter.add_(0.05 * torch.randn_like(parameter))
-    explanation = {"readout": "logit"}
+    explanation = ExplanationRecord(readout="logit")
     explain = Checkpoint(explained, meta.model_copy(update={"kind": "explain", "explanation": explanation}))
     tau = ExplainabilityVector.from_checkpoints(explain, predict)
     edited = Checkpoint(
         tau.apply_to(base, 1.0),
-        meta.model_copy(update={"kind": "edited", "explanation": {**explanation, "lambda": 1.0}}),
+        meta.model_copy(
+            update={"kind": "edited", "explanation": explanation.model_copy(update={"lam": 1.0})}
+        ),
     )
     paths = {name: folder / f"{name}.safetensors" for name in ("predict", "explain", "edited", "tau")}
     for name, checkpoint in (("predict", predict), ("explain", explain), ("edited", edited)):

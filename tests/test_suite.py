@@ -15,6 +15,7 @@ from explainvec.evaluation.suite import (
 from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.models.vit import build_vit
 from explainvec.vectors import ExplainabilityVector
+from explainvec.vectors.explainability_vector import VectorMeta
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,68 @@ def test_random_vector_matches_tau_norm_per_block(model):
         for i, (name, p) in enumerate(model.vit.named_parameters())
         if not name.startswith("head")
     }
-    tau = ExplainabilityVector(tensors, {"base_fingerprint": "x"})
+    tau = ExplainabilityVector(tensors, VectorMeta(base_fingerprint="x", architecture={}))
     control = random_vector_like(tau, seed=3)
     for block, norm in tau.block_norms().items():
         assert control.block_norms()[block] == pytest.approx(norm, rel=1e-5)
     assert abs(control.dot(tau)) < 0.2 * tau.norm() ** 2
+
+
+def test_suite_report_predicts_each_model_once_and_bootstraps_per_image_hits(tmp_path, monkeypatch):
+    from explainvec.data.preprocess import Preprocess
+    from explainvec.evaluation import measure
+    from explainvec.evaluation import metrics as m
+    from explainvec.evaluation.evaluate import evaluate_checkpoint, suite_report
+    from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
+    from explainvec.models.prediction import predict_logits
+
+    architecture = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
+
+    def checkpoint(seed):
+        torch.manual_seed(seed)
+        vit = build_vit({**architecture, "num_classes": 5}).eval()
+        meta = CheckpointMeta(
+            kind="predict",
+            architecture={**architecture, "num_classes": 5},
+            class_names=["circle", "square", "triangle", "cross", "ring"],
+            preprocess=Preprocess(image_size=32),
+            base_fingerprint="x",
+        )
+        return Checkpoint(vit, meta)
+
+    edited, unedited = checkpoint(0), checkpoint(1)
+    predicted = []
+
+    def counting(model, data, **kwargs):
+        predicted.append(id(model))
+        return predict_logits(model, data, **kwargs)
+
+    monkeypatch.setattr(measure, "predict_logits", counting)
+    config = SuiteConfig(reference_budget=64, resamples=50, budgets=[8, 16])
+    report = suite_report(
+        edited,
+        "synthetic:geo",
+        tmp_path,
+        reference=unedited,
+        baselines=("kernelshap16", "random"),
+        images=4,
+        size=40,
+        config=config,
+    )
+    assert sorted(predicted) == sorted([id(edited.model), id(unedited.model)])  # each model once
+    rows = {row.method: row for row in report.rows}
+    assert list(rows) == ["model", "lambda0", "kernelshap16", "random"]
+    logits, labels = predict_logits(edited.model, edited.load_split("synthetic:geo", "test", size=40))
+    reference_logits, _ = predict_logits(
+        unedited.model, unedited.load_split("synthetic:geo", "test", size=40)
+    )
+    assert (
+        rows["model"].metrics["accuracy"] == m.summarise(m.accuracy(logits, labels), resamples=50).as_dict()
+    )
+    assert rows["model"].agreement == pytest.approx(m.agreement(logits, reference_logits).mean().item())
+    assert rows["lambda0"].agreement == 1.0 and rows["random"].accuracy == rows["lambda0"].accuracy
+    assert rows["model"].accuracy == pytest.approx(
+        evaluate_checkpoint(edited, "synthetic:geo", size=40).accuracy
+    )
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "<table>" in page  # budget curve, examples
