@@ -113,3 +113,24 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_images():
 def test_every_metric_declares_its_direction():
     assert m.METRICS["deletion_auc"].higher_is_better is False and m.METRICS["mse"].higher_is_better is False
     assert m.METRICS["pearson"].higher_is_better and m.METRICS["pearson"].description
+
+
+def test_summarise_is_seeded_and_quiet_on_degenerate_values():
+    import warnings
+
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(30, generator=generator)
+    assert m.summarise(values) == m.summarise(values)
+    assert m.summarise(values, seed=1) != m.summarise(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert m.summarise(torch.ones(40)).as_dict() == {"mean": 1.0, "low": 1.0, "high": 1.0}
+        assert m.summarise(torch.tensor([0.5, float("nan")])).as_dict() == {
+            "mean": 0.5,
+            "low": 0.5,
+            "high": 0.5,
+        }
+        assert all(v != v for v in m.summarise(torch.tensor([float("nan")])).as_dict().values())
+        hits = torch.tensor([0.0] * 99 + [1.0])
+        summary = m.summarise(hits)
+        assert 0.0 <= summary.low <= summary.mean == 0.01 <= summary.high

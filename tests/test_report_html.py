@@ -42,3 +42,25 @@ def test_report_html_renders_table_and_embedded_figure(tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     blue = np.abs(pixels - [31, 119, 180]).sum(1) < 40  # matplotlib's first line colour: the figure rendered
     assert blue.sum() > 50
+
+
+def test_report_html_escapes_text_and_marks_the_best_cells(tmp_path):
+    plot_lambda_curve(
+        [{"lam": 0, "agreement": 1, "insertion": 0.8, "deletion": 0.3}], 0.0, tmp_path / "l.png"
+    )
+    rows = [
+        ReportRow(
+            method="<model>", shapley_pearson=0.8, metrics={"pearson": {"mean": 0.8, "low": 0.7, "high": 0.9}}
+        ),
+        ReportRow(method="kernelshap150", shapley_pearson=0.95),
+    ]
+    report = Report(
+        title="a & b", data="synthetic:geo", lambda_=0.5, rows=rows, notes=["x < y"],
+        figures=[Figure(path="l.png", caption="λ")],
+    )  # fmt: skip
+    page = report.to_html(tmp_path)
+    assert "<h1>a &amp; b</h1>" in page and "<li>x &lt; y</li>" in page and "λ = 0.5" in page
+    assert "<td>&lt;model&gt;</td><td>0.800 ± 0.100</td>" in page and "<td><b>0.950</b></td>" in page
+    assert page.count('<img alt="λ" src="data:image/png;base64,') == 1
+    assert "<h2>Every metric (mean [95 % bootstrap interval])</h2>" in page
+    assert "| kernelshap150 | **0.950** |" in report.to_markdown()

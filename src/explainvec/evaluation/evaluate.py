@@ -1,4 +1,5 @@
-"""Evaluating a checkpoint on data: accuracy rows, and the full suite report with baselines and figures."""
+"""Evaluating a checkpoint on data: its test-split accuracy, and the full suite report, composed as
+plan (:mod:`.plan`) → measure (:mod:`.measure`) → build the report → write its figures and files."""
 
 from __future__ import annotations
 
@@ -7,22 +8,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from explainvec.evaluation.baselines import attributor_cost, get_attributor, random_vector_like
 from explainvec.evaluation.figures import plot_budget_curve, plot_lambda_curve, plot_method_grid
 from explainvec.evaluation.heatmaps import to_display
-from explainvec.evaluation.metrics import summarise
+from explainvec.evaluation.measure import Measurements, measure, split_hits
+from explainvec.evaluation.plan import BASELINES, Comparison, Plan, plan_rows
 from explainvec.evaluation.report import Figure, Report, ReportRow
-from explainvec.evaluation.suite import (
-    Batch,
-    Method,
-    SuiteConfig,
-    budget_curve,
-    equivalent_budget,
-    evaluate_methods,
-)
+from explainvec.evaluation.suite import Batch, Method, MethodResult, SuiteConfig, equivalent_budget
 from explainvec.models.checkpoint import Checkpoint
-from explainvec.models.prediction import predict_logits, top1_accuracy
-from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.models.vit import grid_size
 from explainvec.progress import SILENT, Tracker
 from explainvec.vectors.explainability_vector import ExplainabilityVector
@@ -42,27 +34,23 @@ def evaluate_checkpoint(
 ) -> ReportRow:
     """Accuracy on the test split, and agreement of top-1 predictions with ``reference`` when given; the
     models are moved to ``device`` and predict there."""
-    test = checkpoint.load_split(data, "test", size=size, seed=seed, masks=masks)
-    if test.class_names != checkpoint.meta.class_names:
-        raise ValueError(
-            f"the model's classes {checkpoint.meta.class_names} differ from the data's {test.class_names}"
-        )
-    logits, labels = predict_logits(checkpoint.model, test, device=device, progress=progress)
-    agreement = None
-    if reference is not None:
-        reference_logits, _ = predict_logits(reference.model, test, device=device, progress=progress)
-        agreement = (logits.argmax(1) == reference_logits.argmax(1)).float().mean().item()
+    hits = split_hits(
+        [checkpoint],
+        data,
+        reference or checkpoint,
+        size=size,
+        masks=masks,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )[id(checkpoint)]
     return ReportRow(
         method=method,
-        accuracy=top1_accuracy(logits, labels),
-        agreement=agreement,
+        accuracy=hits.correct.mean().item(),
+        agreement=None if reference is None else hits.agreeing.mean().item(),
         forward_passes=1,
-        extra={"images": len(labels)},
+        extra={"images": len(hits.correct)},
     )
-
-
-BASELINES = ("kernelshap150", "random", "rollout", "integrated_gradients")
-"""Baselines the suite runs by default on the unedited model (or the model itself without one)."""
 
 
 def suite_report(
@@ -92,114 +80,11 @@ def suite_report(
     whole test split, the explanation metrics on its first ``images`` images. Models, images and Kernel
     SHAP games run on ``device`` (the models are moved there); reports and figures are written from CPU.
     """
-    out = Path(out)
-    explained = reference or checkpoint
-    readout = checkpoint.meta.explanation.get("readout", "logit")
-    candidates = [(name, checkpoint, "single_pass")]
-    if reference is not None:
-        candidates.append(("lambda0", reference, "single_pass"))
-    candidates += [(b, explained, b) for b in baselines]
-    lam = checkpoint.meta.explanation.get("lambda")
-    if vector is not None and reference is not None and lam is not None:
-        control = Checkpoint(random_vector_like(vector).apply_to(reference.model, lam), reference.meta)
-        candidates.append(("random_vector", control, "single_pass"))
-    if oracle is not None:
-        candidates.append(("oracle", oracle, "single_pass"))
-    wrapped = {
-        id(c): SelfExplainingViT(c.model, c.meta.class_names, readout).to(device).eval()
-        for _, c, _ in candidates
-    }
-    methods = [
-        Method(method, wrapped[id(c)], get_attributor(a), attributor_cost(a, len(c.meta.class_names)))
-        for method, c, a in candidates
-    ]
+    plan = plan_rows(checkpoint, Comparison(name, reference, oracle, vector, baselines), device)
     batch = suite_batch(checkpoint, data, images, masks, reference, device)
-    references: dict = {}
-    results, reference_errors = evaluate_methods(
-        methods, batch, config, references=references, progress=progress
-    )
-    accuracies = {
-        id(c): evaluate_checkpoint(
-            c, data, reference=reference or checkpoint, size=size, masks=masks, device=device
-        )
-        for _, c, _ in candidates
-    }
-    rows = []
-    for (_, c, _), result in zip(candidates, results, strict=True):
-        for metric in ("accuracy", "agreement"):  # on the whole test split: its interval from the counts
-            share = getattr(accuracies[id(c)], metric)
-            count = accuracies[id(c)].extra["images"]
-            hits = torch.zeros(count)
-            hits[: round(share * count)] = 1
-            result.metrics[metric] = summarise(hits, resamples=config.resamples).as_dict()
-        means = {k: v["mean"] for k, v in result.metrics.items()}
-        rows.append(
-            ReportRow(
-                method=result.method,
-                accuracy=accuracies[id(c)].accuracy,
-                agreement=accuracies[id(c)].agreement,
-                insertion_auc=means["insertion_auc"],
-                deletion_auc=means["deletion_auc"],
-                insertion_minus_deletion=means["insertion_minus_deletion"],
-                shapley_pearson=means["pearson"],
-                forward_passes=result.forward_passes,
-                ms_per_image=result.ms_per_image,
-                metrics=result.metrics,
-            )
-        )
-    model = wrapped[id(checkpoint)]
-    curve = (
-        budget_curve(model, batch, config, reference=references[id(model)][0], progress=progress)
-        if config.budgets
-        else []
-    )
-    single = {
-        r.method: {"pearson": r.shapley_pearson, "insertion_minus_deletion": r.insertion_minus_deletion}
-        for r in rows
-        if r.forward_passes == 1 and r.method not in ("random", "rollout")
-    }
-    equivalent = {
-        metric: equivalent_budget(curve, metric, single[name][metric])
-        for metric in ("pearson", "insertion_minus_deletion")
-        if curve
-    }
-    figures = []
-    if curve:
-        plot_budget_curve(curve, single, out / "budget_curve.png")
-        caption = "Kernel SHAP on the model at each budget; dashed: single-pass methods"
-        figures.append(Figure(path="budget_curve.png", caption=caption))
-    if "lambda_curve" in checkpoint.meta.explanation:
-        plot_lambda_curve(checkpoint.meta.explanation["lambda_curve"], lam, out / "lambda_curve.png")
-        figures.append(Figure(path="lambda_curve.png", caption="how λ was chosen"))
-    _method_grid(methods, checkpoint, batch, out / "examples.png")
-    figures.append(Figure(path="examples.png", caption="example maps of the predicted class, per method"))
-    report = Report(
-        title=title or f"Evaluation of {name} on {data}",
-        data=data,
-        lambda_=lam,
-        rows=rows,
-        figures=figures,
-        details={
-            "kernel_shap_budget_curve": curve,
-            "equivalent_kernel_shap_budget": equivalent,
-            **reference_errors,
-            "suite": config.model_dump(),
-        },
-        notes=[
-            f"explanation metrics on {len(batch.images)} test images, accuracy and agreement on the whole "
-            "test split; ± is half the 95 % bootstrap interval; best per column in bold",
-            f"fidelity: Pearson with Kernel SHAP-{config.reference_budget} of each row's own model "
-            f"({readout} read-out game); insertion/deletion on probabilities by attention masking",
-            f"baselines explain {'the unedited model' if reference else 'the model'}; agreement is with "
-            f"{'the unedited model' if reference else 'the model'}",
-        ],
-    )
-    if equivalent:
-        report.notes.append(
-            f"equivalent Kernel SHAP budget of {name}'s single pass: "
-            + ", ".join(f"{k} {_budget(v, config.budgets)}" for k, v in equivalent.items())
-        )
-    report.write(out)
+    measured = measure(plan, batch, data, size=size, masks=masks, config=config, progress=progress)
+    report = build_report(plan, measured, data, config, title)
+    write_report(report, plan, batch, out)
     return report
 
 
@@ -228,6 +113,89 @@ def suite_batch(
         None if batch_masks is None else batch_masks.to(device),
         (reference or checkpoint).model.to(device).eval(),
     )
+
+
+def build_report(
+    plan: Plan, measured: Measurements, data: str, config: SuiteConfig, title: str | None = None
+) -> Report:
+    """The report of ``measured`` (figures not yet added): a row per planned method, the equivalent Kernel
+    SHAP budget of the model's single pass, the notes and the details."""
+    name = plan.rows[0].method.name
+    rows = [_report_row(result) for result in measured.results]
+    curve, single = measured.curve, _single_pass(rows)
+    metrics = ("pearson", "insertion_minus_deletion")
+    equivalent = {k: equivalent_budget(curve, k, single[name][k]) for k in metrics} if curve else {}
+    explains = "the unedited model" if plan.reference is not None else "the model"
+    notes = [
+        f"explanation metrics on {measured.images} test images, accuracy and agreement on the whole "
+        "test split; ± is half the 95 % bootstrap interval; best per column in bold",
+        f"fidelity: Pearson with Kernel SHAP-{config.reference_budget} of each row's own model "
+        f"({plan.readout} read-out game); insertion/deletion on probabilities by attention masking",
+        f"baselines explain {explains}; agreement is with {explains}",
+    ]
+    if equivalent:
+        notes.append(
+            f"equivalent Kernel SHAP budget of {name}'s single pass: "
+            + ", ".join(f"{k} {_budget(v, config.budgets)}" for k, v in equivalent.items())
+        )
+    return Report(
+        title=title or f"Evaluation of {name} on {data}",
+        data=data,
+        lambda_=plan.checkpoint.meta.explanation.lam,
+        rows=rows,
+        notes=notes,
+        details={
+            "kernel_shap_budget_curve": curve,
+            "equivalent_kernel_shap_budget": equivalent,
+            **measured.reference_errors,
+            "suite": config.model_dump(),
+        },
+    )
+
+
+def write_report(report: Report, plan: Plan, batch: Batch, out: str | Path) -> Path:
+    """Plot the figures (budget curve, λ curve, example maps) into ``out``, add them to ``report`` and write
+    it there; returns the JSON path."""
+    out = Path(out)
+    curve = report.details["kernel_shap_budget_curve"]
+    if curve:
+        plot_budget_curve(curve, _single_pass(report.rows), out / "budget_curve.png")
+        caption = "Kernel SHAP on the model at each budget; dashed: single-pass methods"
+        report.figures.append(Figure(path="budget_curve.png", caption=caption))
+    lambda_curve = plan.checkpoint.meta.explanation.lambda_curve
+    if lambda_curve is not None:
+        plot_lambda_curve(lambda_curve, report.lambda_, out / "lambda_curve.png")
+        report.figures.append(Figure(path="lambda_curve.png", caption="how λ was chosen"))
+    _method_grid(plan.methods, plan.checkpoint, batch, out / "examples.png")
+    report.figures.append(
+        Figure(path="examples.png", caption="example maps of the predicted class, per method")
+    )
+    return report.write(out)
+
+
+def _report_row(result: MethodResult) -> ReportRow:
+    means = {k: v["mean"] for k, v in result.metrics.items()}
+    return ReportRow(
+        method=result.method,
+        accuracy=means["accuracy"],
+        agreement=means["agreement"],
+        insertion_auc=means["insertion_auc"],
+        deletion_auc=means["deletion_auc"],
+        insertion_minus_deletion=means["insertion_minus_deletion"],
+        shapley_pearson=means["pearson"],
+        forward_passes=result.forward_passes,
+        ms_per_image=result.ms_per_image,
+        metrics=result.metrics,
+    )
+
+
+def _single_pass(rows: list[ReportRow]) -> dict[str, dict[str, float]]:
+    """Pearson and insertion − deletion of the single-pass rows that explain (not random, not rollout)."""
+    return {
+        r.method: {"pearson": r.shapley_pearson, "insertion_minus_deletion": r.insertion_minus_deletion}
+        for r in rows
+        if r.forward_passes == 1 and r.method not in ("random", "rollout")
+    }
 
 
 def _budget(value: float | None, budgets: list[int]) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy import stats
 
 from explainvec.shapley.game import Game
 
@@ -204,13 +206,21 @@ class Summary:
 def bootstrap_ci(
     values: torch.Tensor, *, resamples: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values [B]``."""
-    values = values.detach().double().cpu().flatten()
-    generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(len(values), (resamples, len(values)), generator=generator)
-    means = values[picks].mean(-1)
-    tail = (1 - level) / 2
-    return means.quantile(tail).item(), means.quantile(1 - tail).item()
+    """Percentile bootstrap interval of the mean of ``values [B]`` (``scipy.stats.bootstrap``, seeded);
+    the value itself when every entry is equal."""
+    values = values.detach().double().cpu().flatten().numpy()
+    if (values == values[0]).all():
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def summarise(values: torch.Tensor, **kwargs) -> Summary:

@@ -4,9 +4,10 @@ self-contained ``report.html`` (figures embedded)."""
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
+from typing import NamedTuple
 
+import jinja2
 from pydantic import BaseModel, Field
 
 from explainvec.evaluation.metrics import METRICS
@@ -16,6 +17,21 @@ LOWER_IS_BETTER = {name for name, metric in METRICS.items() if not metric.higher
     "forward_passes",
     "ms_per_image",
 }
+
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("explainvec.evaluation", "templates"),
+    autoescape=True,
+    keep_trailing_newline=True,
+)
+"""The report's HTML templates, shipped in the package (autoescaped)."""
+
+
+class Cell(NamedTuple):
+    """A table cell's text, and whether it is its column's best."""
+
+    text: str
+    best: bool = False
 
 
 class ReportRow(BaseModel):
@@ -57,34 +73,35 @@ class Report(BaseModel):
     model_config = {"populate_by_name": True}
 
     # -- tables --------------------------------------------------------------------------------------
-    def _headline(self) -> tuple[list[str], list[list[str]]]:
+    def _headline(self) -> tuple[list[str], list[list[Cell]]]:
         columns = [c for c in ReportRow.model_fields if c not in ("method", "metrics", "extra")]
         shown = [c for c in columns if any(getattr(r, c) is not None for r in self.rows)]
         best = {c: _best(c, [getattr(r, c) for r in self.rows]) for c in shown}
         cells = []
         for row in self.rows:
-            line = [row.method]
+            line = [Cell(row.method)]
             for c in shown:
-                text = _cell(getattr(row, c), row.metrics.get(_metric_name(c)))
-                line.append(
-                    f"**{text}**" if getattr(row, c) is not None and getattr(row, c) == best[c] else text
-                )
+                value = getattr(row, c)
+                text = _cell(value, row.metrics.get(_metric_name(c)))
+                line.append(Cell(text, value is not None and value == best[c]))
             cells.append(line)
         return ["method", *shown], cells
 
-    def _detail_table(self) -> tuple[list[str], list[list[str]]] | None:
+    def _detail_table(self) -> tuple[list[str], list[list[Cell]]] | None:
         names = sorted({n for r in self.rows for n in r.metrics})
         if not names:
             return None
         cells = []
         for row in self.rows:
-            line = [row.method]
+            line = [Cell(row.method)]
             for name in names:
                 summary = row.metrics.get(name)
                 line.append(
-                    "—"
-                    if summary is None
-                    else f"{summary['mean']:.3f} [{summary['low']:.3f}, {summary['high']:.3f}]"
+                    Cell(
+                        "—"
+                        if summary is None
+                        else f"{summary['mean']:.3f} [{summary['low']:.3f}, {summary['high']:.3f}]"
+                    )
                 )
             cells.append(line)
         arrows = [f"{n} {'↓' if n in LOWER_IS_BETTER else '↑'}" for n in names]
@@ -110,31 +127,12 @@ class Report(BaseModel):
 
     def to_html(self, folder: Path) -> str:
         """The report as one HTML page with the figures embedded (base64), for a browser."""
-        parts = [f"<h1>{html.escape(self.title)}</h1>", f"<p>Data: <code>{html.escape(self.data)}</code>"]
-        if self.preset:
-            parts.append(f" · preset <code>{html.escape(self.preset)}</code>")
-        if self.lambda_ is not None:
-            parts.append(f" · λ = {self.lambda_:g}")
-        parts.append("</p>")
-        parts.append(_html_table(*self._headline()))
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
-        for figure in self.figures:
-            data = base64.b64encode((folder / figure.path).read_bytes()).decode()
-            parts.append(
-                f'<figure><img alt="{html.escape(figure.caption)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
-            )
-        detail = self._detail_table()
-        if detail:
-            parts += ["<h2>Every metric (mean [95 % bootstrap interval])</h2>", _html_table(*detail)]
-        style = (
-            "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
-            "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-        )
-        return (
-            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}'
-            f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+        figures = [
+            (figure.caption, base64.b64encode((folder / figure.path).read_bytes()).decode())
+            for figure in self.figures
+        ]
+        return TEMPLATES.get_template("report.html.j2").render(
+            report=self, headline=self._headline(), detail=self._detail_table(), figures=figures
         )
 
     def write(self, folder: str | Path) -> Path:
@@ -166,20 +164,9 @@ def _cell(value: float | int | None, summary: dict | None = None) -> str:
     return f"{value:.3f}"
 
 
-def _markdown_table(header: list[str], cells: list[list[str]]) -> list[str]:
+def _markdown_table(header: list[str], cells: list[list[Cell]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
         "|---" * len(header) + "|",
-        *("| " + " | ".join(c) + " |" for c in cells),
+        *("| " + " | ".join(f"**{c.text}**" if c.best else c.text for c in line) + " |" for line in cells),
     ]
-
-
-def _html_table(header: list[str], cells: list[list[str]]) -> str:
-    def cell(text: str, tag: str) -> str:
-        bold = text.startswith("**")
-        text = html.escape(text.strip("*"))
-        return f"<{tag}>{'<b>' + text + '</b>' if bold else text}</{tag}>"
-
-    rows = ["<tr>" + "".join(cell(h, "th") for h in header) + "</tr>"]
-    rows += ["<tr>" + "".join(cell(c, "td") for c in line) + "</tr>" for line in cells]
-    return "<table>" + "".join(rows) + "</table>"
