@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import timm
@@ -54,13 +53,20 @@ def test_nothing_downloads_and_pickles_are_refused(tmp_path, weight_files):
     with pytest.raises(ValueError, match="--weights FILE"):
         timm_base(f"timm:{NAME}")
 
+    marker = tmp_path / "payload-ran"
+
     class Payload:
-        def __reduce__(self):
-            return (os.system, ("echo unsafe",))
+        def __reduce__(self):  # unpickling this calls open(marker, "w"): the file appears
+            return (open, (str(marker), "w"))
 
     torch.save({"model": Payload()}, tmp_path / "evil.pth")
-    with pytest.raises(ValueError, match="weights-only"):
+    refusal = None
+    try:
         timm_base(f"timm:{NAME}", weights=tmp_path / "evil.pth")
+    except Exception as error:  # whatever happened, the payload must not have run
+        refusal = error
+    assert not marker.exists(), "the pickle was unpickled with its code"
+    assert isinstance(refusal, ValueError) and "weights-only" in str(refusal)
     with pytest.raises(ValueError, match="no model named"):
         timm_base("timm:vit_does_not_exist")
     gap = "vit_medium_patch16_gap_256"  # global average pooling, no class token

@@ -95,14 +95,17 @@ def run(args, *device):
 
 
 def written(command, out):
-    """What a run of ``command`` wrote under ``out``, less the wall-clock costs (which vary by run)."""
+    """What a run of ``command`` wrote under ``out``, less what varies by run: wall-clock costs and the
+    fresh id pairing a checkpoint's weights with its sidecar."""
     if command == "explain":
         return json.loads((out / "explanations.json").read_text()), sorted(p.name for p in out.iterdir())
     if command == "evaluate":
         rows = json.loads((out / "report.json").read_text())["rows"]
         return [{k: v for k, v in row.items() if k != "ms_per_image"} for row in rows]
     edited = out / "edited.safetensors"
-    return edited.read_bytes(), json.loads(edited.with_suffix(".json").read_text())
+    weights = {name: t.numpy().tobytes() for name, t in load_file(str(edited)).items()}
+    sidecar = json.loads(edited.with_suffix(".json").read_text())
+    return weights, {k: v for k, v in sidecar.items() if k != "weights_id"}
 
 
 def test_resolve_device_names():
@@ -140,10 +143,29 @@ def test_cuda_without_a_gpu_is_one_line_exit_2(tmp_path, models):
     assert not out.exists()
 
 
+@pytest.fixture
+def moved_to(monkeypatch):
+    """Every device a model is moved to (``Module.to``) during the test."""
+    devices = []
+    to = torch.nn.Module.to
+
+    def recording(module, *args, **kwargs):
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, str | torch.device):
+            devices.append(torch.device(target))
+        return to(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", recording)
+    return devices
+
+
 @pytest.mark.parametrize("command", ["explain", "evaluate", "apply"])
-def test_device_cpu_writes_what_the_default_writes(tmp_path, models, command):
+def test_device_cpu_writes_what_the_default_writes(tmp_path, models, command, moved_to):
+    """``cpu:0`` is the default's CPU under another name: the models go there and the files are the same."""
     run(command_args(command, models, tmp_path / "default", baselines="random"))
-    run(command_args(command, models, tmp_path / "cpu", baselines="random"), "--device", "cpu")
+    assert torch.device("cpu:0") not in moved_to
+    run(command_args(command, models, tmp_path / "cpu", baselines="random"), "--device", "cpu:0")
+    assert torch.device("cpu:0") in moved_to  # the option reached the models, not only the parser
     default = written(command, tmp_path / "default")
     assert default == written(command, tmp_path / "cpu")
     if command == "explain":

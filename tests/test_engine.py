@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.test_label_cache import assert_labels_are_kernel_shap
 
-from explainvec.models.checkpoint import save_checkpoint
+from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 from explainvec.training.state import state_path
 from tiny import TINY, make_checkpoint
 
@@ -42,7 +43,7 @@ def assert_same_run(a, b, atol):
 
 @pytest.mark.parametrize("mode", ["predict", "explain"])
 def test_two_processes_match_one(tmp_path, tiny_base, mode):
-    common = ["--train-size", 60, "--epochs", 2]
+    common = ["--train-size", 49, "--epochs", 2]  # batches of 16, 16 and 17 items
     if mode == "explain":
         subprocess.run(train_args(tiny_base, tmp_path / "value.safetensors", *common), check=True)
         common += ["--mode", "explain", "--value-model", tmp_path / "value.safetensors", "--coalitions", 4]
@@ -107,4 +108,8 @@ def test_label_cache_filled_by_two_processes_equals_one(tmp_path, tiny_base):
     for name, extra in (("one", []), ("two", ["--devices", 2])):
         args = [*common, "--out", tmp_path / name, *extra]
         subprocess.run([sys.executable, "-m", "explainvec", *map(str, args)], check=True)
-    torch.testing.assert_close(LabelCache(tmp_path / "one").load(), LabelCache(tmp_path / "two").load())
+    labels = LabelCache(tmp_path / "one").load()
+    torch.testing.assert_close(labels, LabelCache(tmp_path / "two").load())
+    checkpoint = load_checkpoint(value)
+    train = checkpoint.load_split("synthetic:geo", "train", size=20, seed=0)
+    assert_labels_are_kernel_shap(labels, checkpoint.model, train, shard_size=4)

@@ -2,9 +2,14 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from explainvec.data import Preprocess, SyntheticDataset
-from explainvec.shapley.label_cache import LabelCache, LabelCacheMeta
+from explainvec.io import write_tensors
+from explainvec.models.masking import masked_logits
+from explainvec.shapley import kernel_shap
+from explainvec.shapley.label_cache import MERGED, LabelCache, LabelCacheMeta
+from explainvec.shapley.model_games import MaskedModelGame
 
 META = {"value_model": "x", "data": "synthetic:geo", "output": "probability", "budget": 32,
         "num_items": 8, "num_players": 16, "shard_size": 3, "seed": 0}  # fmt: skip
@@ -13,6 +18,22 @@ META = {"value_model": "x", "data": "synthetic:geo", "output": "probability", "b
 @pytest.fixture
 def data():
     return SyntheticDataset("geo", "train", size=8, preprocess=Preprocess(image_size=32), patch_size=8)
+
+
+def assert_labels_are_kernel_shap(labels, model, data, budget=32, shard_size=3, seed=0):
+    """Each shard holds Kernel SHAP of the probability game, seeded by ``seed · 1 000 003 + start``; each
+    image's labels sum to ``v(all) − v(∅)``."""
+    images = torch.stack([data[i][0] for i in range(len(labels))])
+    for start in range(0, len(labels), shard_size):
+        game = MaskedModelGame(model, images[start : start + shard_size], "probability")
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
+        expected = kernel_shap(game, budget, generator=generator).values.float()
+        torch.testing.assert_close(labels[start : start + shard_size], expected, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        full = model(images).softmax(-1)
+        empty = masked_logits(model, images, torch.zeros(labels.shape[:2], dtype=torch.bool)).softmax(-1)
+    torch.testing.assert_close(labels.sum(1), full - empty, atol=1e-5, rtol=0)
+    assert labels.abs().amax() > 0.01
 
 
 def test_sharded_ranks_equal_one_process_and_resume(tiny_vit, data, tmp_path):
@@ -31,6 +52,7 @@ def test_sharded_ranks_equal_one_process_and_resume(tiny_vit, data, tmp_path):
     labels = split.load()
     assert labels.shape == (8, 16, 5)
     assert torch.equal(labels, single.load())
+    assert_labels_are_kernel_shap(labels, tiny_vit, data)
 
     # A killed run resumes: only the missing shard is computed again.
     split.shard_path(3, 6).unlink()
@@ -61,6 +83,37 @@ def test_meta_is_a_validated_model_with_the_same_json(tmp_path):
     (old.folder / "meta.json").write_text(json.dumps(META, indent=2) + "\n")
     assert old.meta == LabelCacheMeta(**META)
     assert old.ranges() == [(0, 3), (3, 6), (6, 8)]
+
+
+def test_non_finite_labels_are_refused(tmp_path):
+    cache = LabelCache(tmp_path)
+    cache.create(META)
+    labels = torch.zeros(8, 16, 5)
+    write_tensors(tmp_path / MERGED, {"values": labels})
+    assert torch.equal(cache.load(), labels)
+    labels[3, 2, 1] = float("nan")
+    save_file({"values": labels}, str(tmp_path / MERGED))  # a damaged file: explainvec never writes NaN
+    with pytest.raises(ValueError, match="non-finite labels"):
+        cache.load()
+
+
+@pytest.mark.parametrize(
+    ("stale", "message"),
+    [
+        ({"value_model": "y"}, "value_model 'x' != 'y'"),
+        ({"data": "synthetic:glyphs"}, "data 'synthetic:geo' != 'synthetic:glyphs'"),
+        ({"seed": 1}, "seed 0 != 1"),
+        ({"num_items": 9}, "num_items 8 != 9"),
+    ],
+)
+def test_labels_of_another_value_model_data_seed_or_split_are_refused(tmp_path, stale, message):
+    cache = LabelCache(tmp_path)
+    cache.create(META)
+    write_tensors(tmp_path / MERGED, {"values": torch.ones(8, 16, 5)})
+    wanted = {"value_model": "x", "data": "synthetic:geo", "seed": 0, "num_items": 8}
+    assert torch.equal(cache.load_for(**wanted), torch.ones(8, 16, 5))
+    with pytest.raises(ValueError, match=f"holds other labels: {message}$"):
+        cache.load_for(**{**wanted, **stale})
 
 
 BAD_META = {

@@ -2,8 +2,10 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from explainvec.evaluation import metrics as m
 from explainvec.models.vit import build_vit
@@ -47,6 +49,14 @@ def test_perfect_map_is_best_and_reversed_worst_on_an_additive_game(weights):
     assert (gap >= random).all() and (random >= reversed_[0] - reversed_[1]).all()
 
 
+def test_insertion_and_deletion_curves_of_an_additive_game_by_hand():
+    """``v(S) = Σ_{j∈S} w_j`` with w = (3, −1, 2), ranked by w: insertion keeps 3, then 2, then −1."""
+    weights = torch.tensor([[3.0, -1.0, 2.0]])
+    insertion, deletion = m.insertion_deletion_curves(additive_game(weights), weights, torch.tensor([0]))
+    torch.testing.assert_close(insertion, torch.tensor([[0.0, 3.0, 5.0, 4.0]]))
+    torch.testing.assert_close(deletion, torch.tensor([[4.0, 1.0, -1.0, 0.0]]))
+
+
 def test_curve_auc_of_known_curves():
     curves = torch.tensor([[0.0, 0.5, 1.0], [1.0, 1.0, 1.0]])
     torch.testing.assert_close(m.curve_auc(curves), torch.tensor([0.5, 1.0]))
@@ -64,6 +74,15 @@ def test_fidelity_metrics_by_hand():
     torch.testing.assert_close(m.precision_at_k(estimate, reference, k=2), torch.tensor([0.5]))
     signs = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
     torch.testing.assert_close(m.sign_agreement(signs, reference), torch.tensor([0.5]))
+
+
+def test_spearman_ranks_ties_by_their_mean_rank():
+    reference = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    assert m.spearman(torch.full((1, 4), 0.25), reference).item() == 0.0  # a constant map ranks nothing
+    tied = torch.tensor([[0.0, 1.0, 1.0, 5.0, 1.0, 0.0]])
+    other = torch.tensor([[2.0, 0.0, 3.0, 3.0, 1.0, 4.0]])
+    expected = stats.spearmanr(tied[0].numpy(), other[0].numpy()).statistic
+    assert m.spearman(tied, other).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_localisation_metrics_by_hand():
@@ -108,6 +127,18 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_images():
         m.summarise(small).high - m.summarise(small).low
     ) / 5
     assert m.summarise(torch.tensor([1.0, float("nan"), 3.0])).mean == 2.0
+
+
+def test_bootstrap_interval_is_scipys_percentile_interval_at_the_level_asked():
+    values = torch.rand(400, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    low, high = m.bootstrap_ci(values, resamples=300, level=0.8, seed=4)
+    rng = np.random.default_rng(4)
+    expected = stats.bootstrap(
+        (values.numpy(),), np.mean, n_resamples=300, confidence_level=0.8, method="percentile", rng=rng
+    )
+    assert (low, high) == tuple(expected.confidence_interval)
+    # about mean ± z_0.9 · σ/√n for a normal mean
+    assert high - low == pytest.approx(2 * 1.2816 * values.std().item() / 400**0.5, rel=0.15)
 
 
 def test_every_metric_declares_its_direction():

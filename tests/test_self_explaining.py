@@ -6,8 +6,16 @@ from explainvec.models.masking import masked_logits
 from explainvec.models.self_explaining import SelfExplainingViT, load
 
 
+def head_on_patches_minus_mean(vit, images):
+    """The map computed independently of the library: the head on the final patch tokens, minus its mean
+    over patches ``[B, P, C]`` (before the shift by ``total / P``)."""
+    patches = vit.forward_features(images)[:, vit.num_prefix_tokens :]
+    raw = patches @ vit.head.weight.T + vit.head.bias
+    return raw - raw.mean(dim=1, keepdim=True)
+
+
 @torch.no_grad()
-def test_attributions_sum_to_full_minus_empty(tiny_vit):
+def test_attributions_are_the_head_on_patch_tokens_summing_to_full_minus_empty(tiny_vit):
     images = torch.randn(4, 3, 32, 32)
     for readout in ("probability", "logit"):
         sem = SelfExplainingViT(tiny_vit, list("abcde"), readout)
@@ -15,9 +23,10 @@ def test_attributions_sum_to_full_minus_empty(tiny_vit):
         assert out.attributions.shape == (4, 16, 5)
         empty_logits = masked_logits(tiny_vit, images, torch.zeros(4, 16, dtype=torch.bool))
         values = (lambda z: z.softmax(-1)) if readout == "probability" else (lambda z: z)
-        torch.testing.assert_close(
-            out.attributions.sum(1), values(out.logits) - values(empty_logits), atol=1e-5, rtol=0
-        )
+        total = values(out.logits) - values(empty_logits)
+        torch.testing.assert_close(out.attributions.sum(1), total, atol=1e-5, rtol=0)
+        expected = head_on_patches_minus_mean(tiny_vit, images) + total[:, None, :] / 16
+        torch.testing.assert_close(out.attributions, expected, atol=1e-5, rtol=0)
         torch.testing.assert_close(out.logits, tiny_vit(images), atol=1e-5, rtol=0)
 
 
@@ -32,11 +41,16 @@ def test_empty_value_is_cached_and_invalidated_by_weight_changes(tiny_vit):
 
 @torch.no_grad()
 def test_heatmap_is_the_patch_grid_upsampled(tiny_vit):
-    out = SelfExplainingViT(tiny_vit, list("abcde"))(torch.randn(2, 3, 32, 32))
+    images = torch.randn(2, 3, 32, 32)
+    out = SelfExplainingViT(tiny_vit, list("abcde"))(images)
     heat = out.heatmap(2)
     assert heat.shape == (2, 32, 32)
-    assert torch.equal(heat[:, :8, :8], out.attributions[:, 0, 2, None, None].expand(2, 8, 8))
-    assert torch.equal(heat[:, 24:, 8:16], out.attributions[:, 13, 2, None, None].expand(2, 8, 8))
+    grid = out.attributions[:, :, 2].reshape(2, 4, 4)
+    torch.testing.assert_close(heat, grid.repeat_interleave(8, 1).repeat_interleave(8, 2), atol=0, rtol=0)
+    # patch 13 is row 3, column 1 of the grid; its value is the head's, not only the shared total / P
+    centred = heat - heat.mean((1, 2), keepdim=True)  # every pixel minus the shared total / P
+    head = head_on_patches_minus_mean(tiny_vit, images)[:, 13, 2]
+    torch.testing.assert_close(centred[:, 24:, 8:16], head[:, None, None].expand(2, 8, 8), atol=1e-5, rtol=0)
     predicted = out.for_class()
     assert torch.equal(predicted, out.attributions[torch.arange(2), :, out.predicted])
 

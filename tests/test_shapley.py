@@ -272,7 +272,9 @@ def test_kernel_shap_exact_on_additive_games(budget: int) -> None:
 def test_kernel_shap_hand_batch() -> None:
     game, expected = hand_batch_game()
     result = kernel_shap(game, 2000, generator=torch.Generator().manual_seed(0))
-    assert (result.values.double() - expected).abs().max() < 0.08
+    error = (result.values.double() - expected).abs()
+    assert error.max() < 0.03  # measured 0.016; the smallest nonzero value is 1/12
+    assert (error <= 3 * result.std_errors.double() + 1e-9).all()
     assert result.efficiency_gap() < 1e-5
 
 
@@ -303,8 +305,8 @@ def test_kernel_shap_std_errors_match_actual_error(paired: bool) -> None:
     exact = exact_shapley(game).values
     result = kernel_shap(game, 1000, paired=paired, generator=torch.Generator().manual_seed(2))
     ratio = (result.values - exact).abs().mean() / result.std_errors.mean()
-    # For a normal error E|e| = 0.8 σ.
-    assert 0.4 < ratio < 2.0
+    # For a normal error E|e| = 0.8 σ (measured 0.85 paired, 0.82 unpaired): a σ off by 2× is outside
+    assert 0.65 < ratio < 1.1
 
 
 def test_kernel_shap_budget_accounting() -> None:
@@ -359,7 +361,9 @@ def test_permutation_converges_to_exact(antithetic: bool) -> None:
 def test_permutation_hand_batch_and_arguments() -> None:
     game, expected = hand_batch_game()
     result = permutation_shapley(game, 2000, generator=torch.Generator().manual_seed(1))
-    assert (result.values.double() - expected).abs().max() < 0.08
+    error = (result.values.double() - expected).abs()
+    assert error.max() < 0.04  # measured 0.022; the smallest nonzero value is 1/12
+    assert (error <= 4 * result.std_errors.double() + 1e-9).all()
     assert permutation_shapley(game, 2).std_errors is None
     with pytest.raises(ValueError, match="even"):
         permutation_shapley(game, 3)

@@ -1,11 +1,70 @@
-"""Training on real data: the session's pretrained base and fine-tuning from it."""
+"""Training: the batches of an epoch, label supervision's checks (tiny models), and real runs from the
+session's pretrained base."""
+
+import copy
+import functools
 
 import pytest
 import torch
 
 from explainvec.evaluation.evaluate import evaluate_checkpoint
+from explainvec.io import write_tensors
+from explainvec.models.checkpoint import Checkpoint
+from explainvec.models.fingerprint import fingerprint
+from explainvec.models.vit import build_vit
+from explainvec.shapley.label_cache import MERGED, LabelCache
 from explainvec.training.config import TrainConfig
+from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
+from explainvec.training.loop import epoch_batches
+from tiny import TINY, make_checkpoint
+
+GEO = ["circle", "square", "triangle", "cross", "ring"]
+
+
+@pytest.mark.parametrize("size", [49, 48, 60, 7])
+def test_epoch_batches_are_the_same_for_any_number_of_processes(size):
+    one = epoch_batches(size, 16, 0, 1, world_size=1)
+    assert sorted(torch.cat(one).tolist()) == list(range(size))  # every item, once
+    assert [len(b) for b in one] == {49: [16, 16, 17], 48: [16, 16, 16], 60: [16, 16, 28], 7: [7]}[size]
+    for world in (2, 3):
+        assert all(torch.equal(a, b) for a, b in zip(one, epoch_batches(size, 16, 0, 1, world), strict=True))
+    with pytest.raises(ValueError, match="a batch of 7 items cannot be shared by 8 processes"):
+        epoch_batches(7, 16, 0, 1, world_size=8)
+
+
+STALE = {
+    "value model": {"value_model": "0" * 16},
+    "data": {"data": "synthetic:glyphs"},
+    "seed": {"seed": 1},
+    "split": {"num_items": 9},
+}
+
+
+@pytest.mark.parametrize("stale", [None, *STALE])
+def test_labels_supervision_uses_only_labels_of_this_run(tmp_path, stale):
+    """A label cache of another value model, domain, seed or split size is refused before training."""
+    base = make_checkpoint(kind="base")
+    torch.manual_seed(1)
+    architecture = {**TINY, "num_classes": 5}
+    value = Checkpoint(
+        build_vit(architecture).eval(),
+        base.meta.model_copy(update={"kind": "predict", "class_names": GEO, "architecture": architecture}),
+    )
+    cache = LabelCache(tmp_path)
+    settings = {"value_model": fingerprint(value.model.state_dict()), "data": "synthetic:geo", "seed": 0,
+                "budget": 8, "num_items": 8, "num_players": 16, "shard_size": 8}  # fmt: skip
+    cache.create({**settings, **STALE.get(stale, {})})
+    write_tensors(tmp_path / MERGED, {"values": torch.zeros(8, 16, 5)})
+    config = TrainConfig(epochs=1, train_size=8, eval_size=4, batch_size=8)
+    train = functools.partial(
+        train_explainer, base, value, "synthetic:geo", config, supervision="labels", labels=cache
+    )
+    if stale is None:
+        assert train().meta.explanation.supervision == "labels"
+    else:
+        with pytest.raises(ValueError, match=f"holds other labels: {next(iter(STALE[stale]))} "):
+            train()
 
 
 def test_pretrained_base_learned_the_mixture(base):
@@ -18,9 +77,17 @@ def test_finetune_on_an_unseen_domain_reaches_accuracy(base):
     # "textures" shares no class with the pretraining mixture: the head starts from scratch.
     config = TrainConfig(epochs=6, train_size=2000, eval_size=300, lr=1e-3)
     model = finetune(base, "synthetic:textures", config)
-    row = evaluate_checkpoint(model, "synthetic:textures", size=300, reference=model)
+    shifted = Checkpoint(copy.deepcopy(model.model), model.meta)
+    with torch.no_grad():
+        shifted.model.head.bias[3] += 2.0  # a reference that predicts "checker" more often
+    row = evaluate_checkpoint(model, "synthetic:textures", size=300, reference=shifted)
     assert row.accuracy >= 0.8  # measured 0.862 (seed 0)
-    assert row.agreement == 1.0
+    test = model.load_split("synthetic:textures", "test", size=300)
+    images = torch.stack([test[i][0] for i in range(len(test))])
+    with torch.no_grad():
+        agreeing = model.model(images).argmax(-1) == shifted.model(images).argmax(-1)
+    assert 0.5 < agreeing.float().mean().item() < 1.0
+    assert row.agreement == pytest.approx(agreeing.float().mean().item())
     assert model.meta.base_fingerprint == base.meta.base_fingerprint
     assert model.meta.class_names == ["hstripes", "vstripes", "dstripes", "checker", "dots"]
     # The base is left untouched.

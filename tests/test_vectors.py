@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from explainvec.models.checkpoint import Checkpoint
-from explainvec.vectors import ExplainabilityVector, backbone_parameters
+from explainvec.vectors import ExplainabilityVector, backbone_parameters, block_of
 
 
 def test_vector_is_the_backbone_difference(pair):
@@ -54,6 +54,27 @@ def test_per_block_lambda_only_moves_those_blocks(pair):
         assert torch.equal(before[n], after[n]) != n.startswith("blocks.3")
 
 
+def test_block_of_groups_parameters_by_block_or_first_name():
+    assert block_of("blocks.11.attn.qkv.weight") == "blocks.11"
+    assert block_of("patch_embed.proj.weight") == "patch_embed" and block_of("pos_embed") == "pos_embed"
+
+
+@pytest.mark.parametrize(
+    ("lam", "unknown"),
+    [({"blocks.3": 1.0, "block.3": 1.0}, "block.3"), ({"head": 1.0, "cls": 1.0}, "cls, head")],
+)
+def test_per_block_lambda_for_a_block_tau_does_not_hold_is_refused(pair, lam, unknown):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    model = pair[1].model
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    holds = "blocks.0, blocks.1, blocks.2, blocks.3, cls_token, norm, patch_embed, pos_embed"
+    with pytest.raises(ValueError, match=f"^per-block λ for {unknown}: the vector holds only {holds}$"):
+        tau.apply_to(model, lam)
+    with tau.edit(model) as edit, pytest.raises(ValueError, match=f"per-block λ for {unknown}"):
+        edit.set(lam)
+    assert all(torch.equal(p, before[n]) for n, p in model.state_dict().items())
+
+
 def test_save_load_and_refusals(pair, tmp_path):
     tau = ExplainabilityVector.from_checkpoints(*pair)
     loaded = ExplainabilityVector.load(tau.save(tmp_path / "tau.safetensors"))
@@ -74,14 +95,19 @@ def test_save_load_and_refusals(pair, tmp_path):
 def test_choose_lambda_respects_agreement():
     from explainvec.transfer import LambdaPoint, choose_lambda
 
+    # scores 0.1, 0.6, 0.3, 0.8: the best allowed point lies between λ = 0 and the largest allowed λ
     curve = [
         LambdaPoint(0.0, 1.0, 0.5, 0.4),
-        LambdaPoint(1.0, 0.995, 0.7, 0.3),
+        LambdaPoint(0.5, 0.995, 0.8, 0.2),
+        LambdaPoint(1.0, 0.99, 0.6, 0.3),
         LambdaPoint(2.0, 0.9, 0.9, 0.1),
     ]
-    assert choose_lambda(curve).lam == 1.0
+    assert choose_lambda(curve).lam == 0.5
     assert choose_lambda(curve, min_agreement=0.999).lam == 0.0
     assert choose_lambda(curve, min_agreement=0.5).lam == 2.0
+    # no λ keeps the predictions: the one closest to 0, however it scores
+    unsafe = [LambdaPoint(-0.5, 0.8, 0.9, 0.0), LambdaPoint(0.25, 0.9, 0.3, 0.2), LambdaPoint(1.0, 0.7, 1, 0)]
+    assert choose_lambda(unsafe).lam == 0.25
 
 
 def test_adapter_travels_in_tau_and_leaves_predictions_alone(pair, tmp_path):

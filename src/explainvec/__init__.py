@@ -1,13 +1,19 @@
 """explainvec: single-pass Shapley explanations for ViT classifiers, carried by an explainability vector."""
 
+from importlib.metadata import version
+
 from explainvec.data import DOMAINS, ImageFolderDataset, Preprocess, SyntheticDataset, load_data
 from explainvec.data.export import export_domain
+from explainvec.evaluation.attribution import PatchAttribution, explain_func
 from explainvec.evaluation.evaluate import suite_report
+from explainvec.evaluation.heatmaps import overlay
 from explainvec.evaluation.metrics import METRICS
 from explainvec.models.adapter import add_adapter
 from explainvec.models.backbones import load_base, timm_base
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
 from explainvec.models.clip import clip_base
+from explainvec.models.huggingface import hf_base, hf_checkpoint
+from explainvec.models.in_memory import wrap
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load, readout_of
 from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
@@ -15,6 +21,8 @@ from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
 from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
 from explainvec.transfer import apply_vector, choose_lambda, lambda_curve
 from explainvec.vectors import ExplainabilityVector, VectorEdit, train_shared_vector
+
+__version__ = version("explainvec")
 
 __all__ = [
     "DOMAINS",
@@ -26,6 +34,7 @@ __all__ = [
     "Explanation",
     "ImageFolderDataset",
     "MaskedModelGame",
+    "PatchAttribution",
     "PixelMaskedGame",
     "Preprocess",
     "SelfExplainingViT",
@@ -38,14 +47,18 @@ __all__ = [
     "choose_lambda",
     "clip_base",
     "exact_shapley",
+    "explain_func",
     "export_domain",
     "finetune",
+    "hf_base",
+    "hf_checkpoint",
     "kernel_shap",
     "lambda_curve",
     "load",
     "load_base",
     "load_checkpoint",
     "load_data",
+    "overlay",
     "permutation_shapley",
     "pretrain",
     "readout_of",
@@ -54,4 +67,5 @@ __all__ = [
     "timm_base",
     "train_explainer",
     "train_shared_vector",
+    "wrap",
 ]

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,7 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from explainvec.data.folder import DataError
+from explainvec.errors import ExplainvecError
 
 app = typer.Typer(
     name="explainvec",
@@ -29,31 +30,56 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-USER_ERRORS = (DataError, ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ExplainvecError, ValueError, FileNotFoundError, FileExistsError, PermissionError)
+"""Bad input: a one-line message and exit status 2 (``ExplainvecError`` and its kinds are the project's)."""
 F = TypeVar("F", bound=Callable)
 
 
+class Options:
+    """What was given before the command (``explainvec --debug …``); set by ``main`` on each invocation."""
+
+    debug = False
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of any error (before the command)."
+    ),
+) -> None:
+    """Options given before any command."""
+    Options.debug = debug
+
+
 def handle_errors(command: F) -> F:
-    """Turn a user error into a one-line message and exit status 2 instead of a traceback."""
+    """The guard around every command: a user error becomes a one-line message and exit status 2, any other
+    exception a one-line message with a hint to rerun with ``--debug``, and exit status 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as error:
-            console.print(f"[bold red]error:[/] {one_line(error)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from error
+        except Exception as error:
+            if Options.debug or isinstance(error, typer.Exit | typer.Abort | typer.TyperException):
+                raise
+            user = isinstance(error, USER_ERRORS)
+            message = one_line(error) if user else f"{type(error).__name__}: {one_line(error)}"
+            hint = "" if user else " (unexpected; rerun as explainvec --debug … for the traceback)"
+            console.print(f"[bold red]error:[/] {escape(message)}{hint}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2 if user else 1) from error
 
     return wrapper  # type: ignore[return-value]
 
 
 def one_line(error: Exception) -> str:
-    """The message of ``error``; for one re-raised from a data-loading worker (whose message carries the
-    worker's traceback), the original exception's message alone."""
-    message = str(error)
+    """The message of ``error`` on one line (bytes of file names that are not UTF-8 as ``\\xff``); for one
+    re-raised from a data-loading worker (whose message carries the worker's traceback), the original
+    exception's message alone."""
+    message = str(error).strip()
     if "Original Traceback" in message:
-        message = message.strip().splitlines()[-1].split(": ", 1)[-1]
-    return message
+        message = message.splitlines()[-1].split(": ", 1)[-1]
+    message = message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # file names
+    return " ".join(message.split()) or type(error).__name__
 
 
 class RichTracker:

@@ -10,6 +10,7 @@ from rich.table import Table
 from explainvec.cli.app import app, console, handle_errors, progress_bar
 from explainvec.data.domains import DOMAINS
 from explainvec.data.export import export_domain
+from explainvec.io import output_folder
 
 
 @app.command("domains")
@@ -20,13 +21,16 @@ def domains_command(
     size: int = typer.Option(200, help="With --export: images per split."),
     img_size: int = typer.Option(32, help="With --export: image side in pixels."),
     patch_size: int = typer.Option(8, help="With --export: patch side the objects are aligned to."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="With --export: write into a TO that holds files."
+    ),
 ) -> None:
     """List the embedded synthetic domains (use them as --data synthetic:<name>), or export one."""
     if export is not None:
         if to is None:
             raise ValueError("--export needs --to FOLDER")
         sizes = dict.fromkeys(("train", "val", "test"), size)
-        with progress_bar() as progress:
+        with output_folder(to, overwrite=overwrite, option="--to"), progress_bar() as progress:
             export_domain(
                 export, to, sizes=sizes, image_size=img_size, patch_size=patch_size, progress=progress
             )

@@ -10,7 +10,8 @@ from explainvec.cli.app import app, console, handle_errors, progress_bar
 from explainvec.evaluation.baselines import get_attributor
 from explainvec.evaluation.evaluate import BASELINES, suite_report
 from explainvec.evaluation.suite import SuiteConfig
-from explainvec.models.checkpoint import load_checkpoint
+from explainvec.io import output_folder
+from explainvec.models.checkpoint import check_outputs_finite, load_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.vectors import ExplainabilityVector
 
@@ -38,6 +39,7 @@ def evaluate_command(
     masks: str | None = typer.Option(None, help="Mask folder beside an image folder."),
     size: int | None = typer.Option(None, help="Synthetic data only: test images for accuracy."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into an OUT that already holds files."),
 ) -> None:
     """Evaluate MODEL (and baselines) on the test split of DATA: accuracy, agreement, insertion/deletion,
     fidelity to Shapley values, localisation, sensitivity-n and cost, with 95 % bootstrap intervals."""
@@ -48,7 +50,8 @@ def evaluate_command(
     if vector is not None and reference is None:
         raise typer.BadParameter("--vector needs --reference (the model it was applied to)")
     checkpoint = load_checkpoint(model)
-    with progress_bar() as progress:
+    check_outputs_finite(checkpoint.model, f"refusing to evaluate {model}")
+    with output_folder(out, overwrite=overwrite), progress_bar() as progress:
         report = suite_report(
             checkpoint,
             data,

@@ -8,6 +8,7 @@ import typer
 
 from explainvec.cli.app import app, console, handle_errors
 from explainvec.evaluation.explain_files import explain_to_folder, image_items
+from explainvec.io import output_folder
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.models.self_explaining import SelfExplainingViT
@@ -23,11 +24,15 @@ def explain_command(
     count: int = typer.Option(8, help="With --data: how many test images."),
     top_k: int = typer.Option(3, help="Classes shown per image (predicted first)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into an OUT that already holds files."),
 ) -> None:
     """Predict and explain images in one forward pass; write heatmap PNGs and raw P × C maps."""
     torch_device = resolve_device(device)
     checkpoint = load_checkpoint(model)
     sem = SelfExplainingViT.from_checkpoint(checkpoint).eval()
     items = image_items(checkpoint, images or [], data=data, count=count)
-    path = explain_to_folder(sem, checkpoint.meta.preprocess, items, out, top_k=top_k, device=torch_device)
+    with output_folder(out, overwrite=overwrite):
+        path = explain_to_folder(
+            sem, checkpoint.meta.preprocess, items, out, top_k=top_k, device=torch_device
+        )
     console.print(f"explained {len(items)} images: {out}/*.png and {path}")

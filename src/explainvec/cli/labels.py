@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
+from explainvec.io import check_resumable_folder
 from explainvec.models.checkpoint import load_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.models.fingerprint import fingerprint
 from explainvec.models.vit import num_patches
-from explainvec.shapley.label_cache import LabelCache, LabelCacheMeta
+from explainvec.shapley.label_cache import META, LabelCache, LabelCacheMeta
 from explainvec.training.config import TrainConfig
 from explainvec.training.engine import launch
 
@@ -33,6 +34,7 @@ def labels_command(
     num_nodes: int = typer.Option(1, help="Nodes (launch with fabric run, torchrun or SLURM)."),
 ) -> None:
     """Compute the Kernel SHAP label cache for `train --mode explain --supervision labels`."""
+    check_resumable_folder(out, META)
     device = str(resolve_device(device))
     fabric = None
     if devices > 1 or num_nodes > 1:

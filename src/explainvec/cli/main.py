@@ -8,6 +8,7 @@ from explainvec.cli import (  # noqa: F401  (registers commands)
     import_base,
     labels,
     pretrain,
+    study,
     train,
     vector,
 )

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
-from explainvec.models.backbones import load_base
-from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+from explainvec.models.backbones import is_timm_spec, load_base
+from explainvec.models.checkpoint import check_checkpoint_output, load_checkpoint, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.shapley.label_cache import LabelCache
 from explainvec.training.config import TrainConfig
@@ -65,12 +65,17 @@ def train_command(
     weights: Path | None = typer.Option(None, help="--base timm:<name>: local weights file."),
     img_size: int | None = typer.Option(None, help="--base timm:<name>: input size."),
     allow_download: bool = typer.Option(False, help="--base timm:<name> without --weights: download."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing OUT (never BASE or the value model)."
+    ),
 ) -> None:
     """Fine-tune BASE on DATA (prediction-only, or self-explaining) and write the model with its sidecar."""
     device = str(resolve_device(device))
     explain = mode == "explain"
     if explain and value_model is None:
         raise ValueError("--mode explain needs --value-model (the prediction-only model of DATA)")
+    inputs = (None if is_timm_spec(base) else base, value_model, weights)
+    check_checkpoint_output(out, inputs=inputs, overwrite=overwrite)
     config = TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -105,7 +110,7 @@ def train_command(
                 num_coalitions=coalitions,
                 init=init,
                 adapter=adapter,
-                labels=LabelCache(labels).load() if labels else None,
+                labels=LabelCache(labels) if labels else None,
                 masks=masks,
                 progress=progress,
                 **run,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
-from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+from explainvec.models.checkpoint import check_checkpoint_output, load_checkpoint, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
+
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing OUT (never one of the inputs).")
 
 
 @app.command("vector")
@@ -34,17 +37,19 @@ def vector_command(
     lr: float = typer.Option(3e-4),
     train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
     device: str = typer.Option("cpu", help="Shared τ: cpu, cuda, cuda:N or auto."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out); or, with --base and
     no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe)."""
+    if explain is not None and len(predict) != 1:
+        raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
+    if explain is None and base is None:
+        raise ValueError("give --explain (difference of two models) or --base (train a shared τ)")
+    check_checkpoint_output(out, inputs=(*predict, explain, base), overwrite=overwrite)
     device = str(resolve_device(device))
     if explain is not None:
-        if len(predict) != 1:
-            raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
         vector = ExplainabilityVector.from_checkpoints(load_checkpoint(explain), load_checkpoint(predict[0]))
     else:
-        if base is None:
-            raise ValueError("give --explain (difference of two models) or --base (train a shared τ)")
         config = TrainConfig(epochs=epochs, lr=lr, train_size=train_size, keep_min=1.0, device=device)
         with progress_bar() as progress:
             vector = train_shared_vector(
@@ -75,17 +80,21 @@ def apply_command(
         False, help="Apply even if the base fingerprints differ (never across architectures or patch grids)."
     ),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Write TARGET + λ·τ: a model that predicts and explains in one pass, no training."""
-    target = load_checkpoint(model)
-    tau = ExplainabilityVector.load(vector)
     if lam != "auto":
         try:
             lam = float(lam)
         except ValueError as error:
             raise ValueError(f"--lam must be a number or 'auto', got {lam!r}") from error
+        if not math.isfinite(lam):
+            raise ValueError(f"--lam must be a finite number, got {lam}")
     elif data is None:
         raise ValueError("--lam auto needs --data (unlabelled target images to choose λ on)")
+    check_checkpoint_output(out, inputs=(model, vector), overwrite=overwrite)
+    target = load_checkpoint(model)
+    tau = ExplainabilityVector.load(vector)
     with progress_bar() as progress:
         edited = apply_vector(
             target,

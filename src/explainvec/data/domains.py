@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -44,6 +45,9 @@ class Domain:
     styles: tuple[str, ...]
     max_instances: int = 2
     description: str = ""
+    layout: Literal["cells", "scene"] = "cells"
+    """``cells``: each object inside one patch cell (the easy preset); ``scene``: anywhere, at any scale,
+    partly occluded (:mod:`explainvec.data.scenes`)."""
 
 
 GEO = ("circle", "square", "triangle", "cross", "ring")
@@ -70,6 +74,38 @@ DOMAINS: dict[str, Domain] = {
             ("plain", "pastel", "noisy"),
             description="pretraining corpus: all ten shapes in every shape style",
         ),
+        Domain(
+            "scene-geo",
+            GEO,
+            ("plain", "pastel"),
+            max_instances=3,
+            layout="scene",
+            description="realistic scenes: geo's shapes anywhere, at any scale, partly occluded",
+        ),
+        Domain(
+            "scene-glyphs",
+            GLYPHS,
+            ("plain", "pastel"),
+            max_instances=3,
+            layout="scene",
+            description="realistic scenes of glyphs' shapes, same styles as scene-geo",
+        ),
+        Domain(
+            "scene-textures",
+            TEXTURES,
+            ("vivid",),
+            max_instances=2,
+            layout="scene",
+            description="less related: texture patches at any position and scale on colour noise",
+        ),
+        Domain(
+            "scene-mixture",
+            GEO + GLYPHS,
+            ("plain", "pastel"),
+            max_instances=3,
+            layout="scene",
+            description="pretraining corpus of realistic scenes: all ten shapes, scene-geo's styles",
+        ),
     )
 }
 """Every embedded domain by name."""
@@ -82,14 +118,14 @@ def get_domain(name: str) -> Domain:
     return DOMAINS[name]
 
 
-def _colour(rng: np.random.Generator, style: Style) -> np.ndarray:
+def colour(rng: np.random.Generator, style: Style) -> np.ndarray:
     hue = rng.uniform()
     sat = rng.uniform(*style.object_saturation)
     val = rng.uniform(*style.object_value)
     return np.array(colorsys.hsv_to_rgb(hue, sat, val), dtype=np.float32)
 
 
-def _background(rng: np.random.Generator, style: Style, size: int) -> np.ndarray:
+def background(rng: np.random.Generator, style: Style, size: int) -> np.ndarray:
     if style.background == "dark":
         return np.broadcast_to(rng.uniform(0.0, 0.2, 3).astype(np.float32), (size, size, 3)).copy()
     if style.background == "light":
@@ -108,7 +144,7 @@ def render(
     grid = image_size // patch_size
     label = int(rng.integers(len(domain.classes)))
     style = STYLES[domain.styles[int(rng.integers(len(domain.styles)))]]
-    image = _background(rng, style, image_size)
+    image = background(rng, style, image_size)
     mask = np.zeros((image_size, image_size), dtype=bool)
 
     n_objects = int(rng.integers(1, domain.max_instances + 1))
@@ -121,13 +157,13 @@ def render(
             rotation = rng.uniform(-0.4, 0.4) if style.rotate else 0.0
             shape = rasterise(domain.classes[label], size, rotation)
         else:
-            shape = _distractor(rng, patch_size)
+            shape = distractor(rng, patch_size)
             size = shape.shape[0]
         slack = patch_size - size
         y = row * patch_size + int(rng.integers(0, slack + 1))
         x = col * patch_size + int(rng.integers(0, slack + 1))
         region = image[y : y + size, x : x + size]
-        region[shape] = _colour(rng, style)
+        region[shape] = colour(rng, style)
         if k < n_objects:
             mask[y : y + size, x : x + size] |= shape
 
@@ -137,7 +173,7 @@ def render(
     return pixels, mask, label
 
 
-def _distractor(rng: np.random.Generator, patch_size: int) -> np.ndarray:
+def distractor(rng: np.random.Generator, patch_size: int) -> np.ndarray:
     """A thin straight line or a small dot: clutter that no class owns."""
     size = int(rng.integers(max(2, patch_size // 2), patch_size + 1))
     canvas = np.zeros((size, size), dtype=bool)

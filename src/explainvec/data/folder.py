@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import CenterCrop, Compose, InterpolationMode, PILToTensor, Resize
 
 from explainvec.data.preprocess import Preprocess
+from explainvec.errors import ExplainvecError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
@@ -30,7 +31,7 @@ BACKGROUND = (255, 255, 255)
 READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
 
 
-class DataError(ValueError):
+class DataError(ExplainvecError):
     """Input data that cannot be used as it is; the message names the file or folder."""
 
 
@@ -54,7 +55,7 @@ def split_root(root: Path, split: str) -> tuple[Path, str | None]:
 
 
 def _bucket(relative: str) -> str:
-    b = zlib.crc32(relative.encode()) % 10
+    b = zlib.crc32(relative.encode("utf-8", "surrogateescape")) % 10  # names that are not UTF-8 too
     return "test" if b == 0 else "val" if b == 1 else "train"
 
 

@@ -6,21 +6,20 @@ import zlib
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from explainvec.data.domains import get_domain, render
+from explainvec.data.in_memory import InMemoryImages
 from explainvec.data.preprocess import Preprocess
+from explainvec.data.scenes import render_scene
 
 SPLITS = ("train", "val", "test")
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(InMemoryImages):
     """``size`` images of a named domain; items are ``(normalised image, label, evidence mask)``.
 
     Image ``i`` of a split depends only on ``(seed, domain, split, i)``: the same seed gives the same bytes.
     """
-
-    has_masks = True
 
     def __init__(
         self,
@@ -39,22 +38,16 @@ class SyntheticDataset(Dataset):
                 f"image size {preprocess.image_size} is not a multiple of patch size {patch_size}"
             )
         self.domain = get_domain(domain)
-        self.class_names = list(self.domain.classes)
-        self.preprocess = preprocess
         key = [seed, zlib.crc32(domain.encode()), SPLITS.index(split)]
+        draw = render_scene if self.domain.layout == "scene" else render
         drawn = [
-            render(self.domain, preprocess.image_size, patch_size, np.random.default_rng([*key, i]))
+            draw(self.domain, preprocess.image_size, patch_size, np.random.default_rng([*key, i]))
             for i in range(size)
         ]
-        self.pixels = torch.from_numpy(np.stack([d[0] for d in drawn])).permute(0, 3, 1, 2).contiguous()
-        self.masks = torch.from_numpy(np.stack([d[1] for d in drawn]))
-        self.labels = torch.tensor([d[2] for d in drawn], dtype=torch.long)
-        self._mean = torch.tensor(preprocess.mean).view(3, 1, 1)
-        self._std = torch.tensor(preprocess.std).view(3, 1, 1)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
-        image = (self.pixels[index].float() / 255 - self._mean) / self._std
-        return image, int(self.labels[index]), self.masks[index].float()
+        super().__init__(
+            torch.from_numpy(np.stack([d[0] for d in drawn])).permute(0, 3, 1, 2),
+            torch.tensor([d[2] for d in drawn], dtype=torch.long),
+            torch.from_numpy(np.stack([d[1] for d in drawn])),
+            list(self.domain.classes),
+            preprocess,
+        )

@@ -11,9 +11,17 @@ import torch.nn.functional as F
 from explainvec.evaluation.figures import plot_budget_curve, plot_lambda_curve, plot_method_grid
 from explainvec.evaluation.heatmaps import to_display
 from explainvec.evaluation.measure import Measurements, measure, split_hits
+from explainvec.evaluation.paired import paired_comparison, verdict
 from explainvec.evaluation.plan import BASELINES, Comparison, Plan, plan_rows
 from explainvec.evaluation.report import Figure, Report, ReportRow
-from explainvec.evaluation.suite import Batch, Method, MethodResult, SuiteConfig, equivalent_budget
+from explainvec.evaluation.suite import (
+    PAIRED_METRICS,
+    Batch,
+    Method,
+    MethodResult,
+    SuiteConfig,
+    equivalent_budget,
+)
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.vit import grid_size
 from explainvec.progress import SILENT, Tracker
@@ -115,6 +123,10 @@ def suite_batch(
     )
 
 
+PAIRED_AGAINST = ("lambda0", "rollout")
+"""What a user already has for free: the unedited model's own map and attention rollout."""
+
+
 def build_report(
     plan: Plan, measured: Measurements, data: str, config: SuiteConfig, title: str | None = None
 ) -> Report:
@@ -133,6 +145,14 @@ def build_report(
         f"({plan.readout} read-out game); insertion/deletion on probabilities by attention masking",
         f"baselines explain {explains}; agreement is with {explains}",
     ]
+    per_image = {result.method: result.per_image for result in measured.results}
+    comparisons = [
+        (against, metric, paired_comparison(per_image, name, against, metric))
+        for against in PAIRED_AGAINST
+        if against in per_image and against != name
+        for metric in PAIRED_METRICS
+    ]
+    verdicts = [verdict(name, against, metric, interval) for against, metric, interval in comparisons]
     if equivalent:
         notes.append(
             f"equivalent Kernel SHAP budget of {name}'s single pass: "
@@ -143,8 +163,13 @@ def build_report(
         data=data,
         lambda_=plan.checkpoint.meta.explanation.lam,
         rows=rows,
+        verdicts=verdicts,
         notes=notes,
         details={
+            "paired": [
+                {"row": name, "against": against, "metric": metric, **vars(interval)}
+                for against, metric, interval in comparisons
+            ],
             "kernel_shap_budget_curve": curve,
             "equivalent_kernel_shap_budget": equivalent,
             **measured.reference_errors,

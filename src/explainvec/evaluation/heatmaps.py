@@ -11,9 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import TwoSlopeNorm
+from PIL import Image
 
 from explainvec.data.preprocess import Preprocess
 from explainvec.io import atomic_write
+from explainvec.models.self_explaining import Explanation
 
 
 def to_display(image: torch.Tensor, preprocess: Preprocess) -> np.ndarray:
@@ -21,6 +23,28 @@ def to_display(image: torch.Tensor, preprocess: Preprocess) -> np.ndarray:
     mean = torch.tensor(preprocess.mean).view(3, 1, 1)
     std = torch.tensor(preprocess.std).view(3, 1, 1)
     return (image.cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def overlay(
+    images: torch.Tensor,
+    explanation: Explanation,
+    preprocess: Preprocess,
+    class_index: int | torch.Tensor | None = None,
+    *,
+    smooth: bool = True,
+    alpha: float = 0.5,
+) -> list[Image.Image]:
+    """Each image ``[B, 3, H, W]`` (model inputs) with its heatmap of ``class_index`` (default: predicted)
+    blended over it, as RGB pictures: red is evidence for the class, blue against, on a scale centred at 0
+    per image; ``smooth`` upsamples bilinearly (grad-cam's look), else one block per patch."""
+    maps = explanation.heatmap(class_index, smooth=smooth).cpu().numpy()
+    pictures = []
+    for image, heatmap in zip(images, maps, strict=True):
+        limit = max(float(np.abs(heatmap).max()), 1e-8)
+        colours = plt.get_cmap("RdBu_r")(TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)(heatmap))[..., :3]
+        blended = (1 - alpha) * to_display(image, preprocess) + alpha * colours
+        pictures.append(Image.fromarray((blended * 255).round().astype(np.uint8)))
+    return pictures
 
 
 def plot_overlays(

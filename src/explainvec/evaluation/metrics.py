@@ -1,6 +1,6 @@
 """Every metric of the evaluation suite: a small named function of a batch that returns one value per
-image, and declares whether higher or lower is better. Means and 95 % bootstrap intervals are taken
-over images by ``summarise``.
+image; the registry at the end (``METRICS``) says whether higher or lower is better. Means and 95 %
+bootstrap intervals are taken over images by ``summarise``.
 
 Maps are ``[B, P]`` (one class per image) unless stated; ``reference`` maps are Shapley values of the
 same model's game; ``masks`` are per-patch shares of object pixels ``[B, P]`` in ``[0, 1]``.
@@ -27,28 +27,12 @@ class Metric:
     description: str
 
 
-METRICS: dict[str, Metric] = {}
-"""Every registered metric by name."""
-
-
-def metric(name: str, *, higher_is_better: bool) -> Callable:
-    """Register a per-image metric function under ``name`` with its direction."""
-
-    def register(function: Callable) -> Callable:
-        METRICS[name] = Metric(name, higher_is_better, (function.__doc__ or "").strip().split("\n")[0])
-        return function
-
-    return register
-
-
 # -- prediction ----------------------------------------------------------------------------------------
-@metric("accuracy", higher_is_better=True)
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Top-1 correctness: ``1[argmax_c logits = y]``."""
     return (logits.argmax(-1) == labels).float()
 
 
-@metric("agreement", higher_is_better=True)
 def agreement(logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
     """Top-1 agreement with a reference model (the unedited target): ``1[argmax f = argmax f_ref]``."""
     return (logits.argmax(-1) == reference_logits.argmax(-1)).float()
@@ -81,19 +65,16 @@ def insertion_deletion_auc(
     return curve_auc(insertion), curve_auc(deletion)
 
 
-@metric("insertion_auc", higher_is_better=True)
 def insertion_auc(game: Game, attributions: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Area under ``k/P ↦ v_c(top-k patches kept)``: a faithful map recovers the output early."""
     return insertion_deletion_auc(game, attributions, classes)[0]
 
 
-@metric("deletion_auc", higher_is_better=False)
 def deletion_auc(game: Game, attributions: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Area under ``k/P ↦ v_c(top-k patches removed)``: a faithful map destroys the output early."""
     return insertion_deletion_auc(game, attributions, classes)[1]
 
 
-@metric("insertion_minus_deletion", higher_is_better=True)
 def insertion_minus_deletion(game: Game, attributions: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Insertion AUC − deletion AUC, in ``[−1, 1]``."""
     insertion, deletion = insertion_deletion_auc(game, attributions, classes)
@@ -101,7 +82,6 @@ def insertion_minus_deletion(game: Game, attributions: torch.Tensor, classes: to
 
 
 # -- fidelity to reference Shapley values --------------------------------------------------------------
-@metric("pearson", higher_is_better=True)
 def pearson(attributions: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Pearson correlation over patches: ``cov(φ, φ*) / (σ_φ σ_φ*)`` (0 for a constant map)."""
     a = attributions - attributions.mean(-1, keepdim=True)
@@ -110,22 +90,23 @@ def pearson(attributions: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
-    return values.argsort(dim=-1).argsort(dim=-1).to(values.dtype)
+    """Ranks over the last dimension, tied values sharing the mean of their ranks."""
+    below = (values[..., None, :] < values[..., :, None]).sum(-1)
+    tied = (values[..., None, :] == values[..., :, None]).sum(-1)
+    return (below + (tied - 1) / 2).to(values.dtype)
 
 
-@metric("spearman", higher_is_better=True)
 def spearman(attributions: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation over patches: Pearson of the ranks (ties broken by position)."""
+    """Spearman rank correlation over patches: Pearson of the ranks, ties ranked by their mean rank (0 for a
+    constant map)."""
     return pearson(_ranks(attributions), _ranks(reference))
 
 
-@metric("mse", higher_is_better=False)
 def mse(attributions: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Mean squared error over patches: ``mean_j (φ_j − φ*_j)²``."""
     return (attributions - reference).pow(2).mean(-1)
 
 
-@metric("precision_at_k", higher_is_better=True)
 def precision_at_k(attributions: torch.Tensor, reference: torch.Tensor, k: int | None = None) -> torch.Tensor:
     """Share of the reference's top-k patches among the map's top-k (``k = ⌈P/4⌉`` by default)."""
     k = k or -(-attributions.shape[-1] // 4)
@@ -136,28 +117,24 @@ def precision_at_k(attributions: torch.Tensor, reference: torch.Tensor, k: int |
     return (mine & theirs).sum(-1).float() / k
 
 
-@metric("sign_agreement", higher_is_better=True)
 def sign_agreement(attributions: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Share of patches whose attribution has the reference's sign: ``mean_j 1[sign φ_j = sign φ*_j]``."""
     return (attributions.sign() == reference.sign()).float().mean(-1)
 
 
 # -- localisation (where object masks exist) ------------------------------------------------------------
-@metric("pointing_game", higher_is_better=True)
 def pointing_game(attributions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """1 if the highest-attributed patch overlaps the object mask."""
     top = attributions.argmax(-1, keepdim=True)
     return (masks.gather(-1, top)[:, 0] > 0).float()
 
 
-@metric("mask_mass", higher_is_better=True)
 def mask_mass(attributions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Relevance mass inside the mask: ``Σ_j m_j φ⁺_j / Σ_j φ⁺_j`` (positive attributions only)."""
     positive = attributions.clamp_min(0)
     return (positive * masks).sum(-1) / positive.sum(-1).clamp_min(1e-12)
 
 
-@metric("mask_iou", higher_is_better=True)
 def mask_iou(attributions: torch.Tensor, masks: torch.Tensor, q: float = 0.25) -> torch.Tensor:
     """IoU of the top-``q`` share of patches with the patches the mask covers (any overlap)."""
     k = max(1, round(q * attributions.shape[-1]))
@@ -167,7 +144,6 @@ def mask_iou(attributions: torch.Tensor, masks: torch.Tensor, q: float = 0.25) -
 
 
 # -- sensitivity-n ------------------------------------------------------------------------------------
-@metric("sensitivity_n", higher_is_better=True)
 def sensitivity_n(
     game: Game,
     attributions: torch.Tensor,
@@ -188,6 +164,32 @@ def sensitivity_n(
     drop = chosen[:, :1] - chosen[:, 1:]
     summed = (removed.to(attributions) * attributions[:, None, :]).sum(-1)
     return pearson(summed, drop)
+
+
+# -- the registry ----------------------------------------------------------------------------------------
+HIGHER_IS_BETTER: dict[Callable, bool] = {
+    accuracy: True,
+    agreement: True,
+    insertion_auc: True,
+    deletion_auc: False,
+    insertion_minus_deletion: True,
+    pearson: True,
+    spearman: True,
+    mse: False,
+    precision_at_k: True,
+    sign_agreement: True,
+    pointing_game: True,
+    mask_mass: True,
+    mask_iou: True,
+    sensitivity_n: True,
+}
+"""Every per-image metric function, and whether a higher value is better."""
+
+METRICS: dict[str, Metric] = {
+    f.__name__: Metric(f.__name__, higher, (f.__doc__ or "").strip().split("\n")[0])
+    for f, higher in HIGHER_IS_BETTER.items()
+}
+"""Every metric by name: its direction and its docstring's first line."""
 
 
 # -- summaries -----------------------------------------------------------------------------------------

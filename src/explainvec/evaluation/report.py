@@ -66,6 +66,8 @@ class Report(BaseModel):
     preset: str | None = None
     lambda_: float | None = Field(default=None, alias="lambda")
     rows: list[ReportRow] = Field(default_factory=list)
+    verdicts: list[str] = Field(default_factory=list)
+    """Plain sentences above the table: is the explained model ahead of what a user has for free."""
     notes: list[str] = Field(default_factory=list)
     figures: list[Figure] = Field(default_factory=list)
     details: dict = Field(default_factory=dict)
@@ -115,6 +117,7 @@ class Report(BaseModel):
             lines[-1:-1] = [f"Preset: `{self.preset}`  "]
         if self.lambda_ is not None:
             lines[-1:-1] = [f"λ: `{self.lambda_:g}`  "]
+        lines += [f"**{v}**  " for v in self.verdicts] + ([""] if self.verdicts else [])
         header, cells = self._headline()
         lines += _markdown_table(header, cells)
         lines += ["", *[f"- {n}" for n in self.notes]]

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from explainvec.data.preprocess import Preprocess
-from explainvec.data.synthetic import SyntheticDataset
+from explainvec.data.sources import load_data
 from explainvec.io import atomic_write
 
 SAMPLES = 8
@@ -19,14 +19,13 @@ SAMPLES = 8
 def plot_domain_samples(
     specs: list[str], preprocess: Preprocess, path: str | Path, patch_size: int = 8
 ) -> Path:
-    """Write a PNG with ``SAMPLES`` images and masks of each ``synthetic:<domain>`` in ``specs``."""
+    """Write a PNG with ``SAMPLES`` test images and evidence masks of each embedded data source in ``specs``
+    (``synthetic:<domain>`` or ``fashion:<subset>``)."""
     fig, axes = plt.subplots(
         2 * len(specs), SAMPLES, figsize=(SAMPLES * 1.1, 2.4 * len(specs)), squeeze=False
     )
     for row, spec in enumerate(specs):
-        data = SyntheticDataset(
-            spec.split(":", 1)[1], "test", size=SAMPLES, preprocess=preprocess, patch_size=patch_size
-        )
+        data = load_data(spec, "test", size=SAMPLES, preprocess=preprocess, patch_size=patch_size)
         for col in range(SAMPLES):
             image_ax, mask_ax = axes[2 * row, col], axes[2 * row + 1, col]
             image_ax.imshow(data.pixels[col].permute(1, 2, 0).numpy())

@@ -18,14 +18,19 @@ from explainvec.evaluation import metrics as m
 from explainvec.evaluation.baselines import Attributor, kernel_shap_attributor
 from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.progress import SILENT, Tracker
+from explainvec.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
+from explainvec.shapley.values import ShapleyValues
 
 
 class SuiteConfig(BaseModel):
     """What the suite measures and how precisely."""
 
     reference_budget: int = Field(default=2048, ge=4, description="Kernel SHAP budget of the reference")
+    exact_reference: bool = Field(
+        default=False, description="exact Shapley values as the reference where P ≤ 16 (2**P evaluations)"
+    )
     sensitivity_fraction: float = Field(default=0.25, gt=0, lt=1, description="n = fraction · P")
     sensitivity_samples: int = Field(default=32, ge=2)
     mask_q: float = Field(default=0.25, gt=0, le=1, description="top share of patches for mask IoU")
@@ -118,13 +123,18 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+PAIRED_METRICS = ("pearson", "insertion_minus_deletion")
+"""Metrics kept per image, so rows measured on the same images can be compared paired."""
+
+
 class MethodResult(BaseModel):
-    """One method's means with 95 % bootstrap intervals, and its cost."""
+    """One method's means with 95 % bootstrap intervals, its cost, and the headline metrics per image."""
 
     method: str
     metrics: dict[str, dict[str, float]]
     forward_passes: int
     ms_per_image: float
+    per_image: dict[str, list[float]] = {}
 
 
 def evaluate_methods(
@@ -145,7 +155,7 @@ def evaluate_methods(
     for method in methods:
         key = id(method.model)
         if key not in references:
-            estimate = _reference(method.model, batch, config)
+            estimate = reference_values(method.model, batch, config)
             error = estimate.std_errors.mean().item() if estimate.std_errors is not None else 0.0
             references[key] = (estimate.values, error)
         values, milliseconds = method_metrics(method, batch, references[key][0], config)
@@ -156,6 +166,7 @@ def evaluate_methods(
                 metrics=summaries,
                 forward_passes=method.forward_passes,
                 ms_per_image=milliseconds,
+                per_image={name: values[name].tolist() for name in PAIRED_METRICS},
             )
         )
         task.advance()
@@ -163,8 +174,12 @@ def evaluate_methods(
     return results, {"reference_budget": config.reference_budget, "reference_mean_std_error": errors}
 
 
-def _reference(model: SelfExplainingViT, batch: Batch, config: SuiteConfig):
+def reference_values(model: SelfExplainingViT, batch: Batch, config: SuiteConfig) -> ShapleyValues:
+    """The reference Shapley values of ``model``'s read-out game on ``batch``: exact where asked for and
+    P ≤ 16, else Kernel SHAP at ``config.reference_budget``."""
     game = MaskedModelGame(model.vit, batch.images, model.readout)
+    if config.exact_reference and game.num_players <= MAX_EXACT_PLAYERS:
+        return exact_shapley(game)
     return kernel_shap(game, config.reference_budget, generator=torch.Generator().manual_seed(config.seed))
 
 
@@ -179,7 +194,7 @@ def budget_curve(
     """Pearson with the reference and insertion − deletion of Kernel SHAP on ``model`` at each budget
     (``reference``: the model's reference values if already computed)."""
     if reference is None:
-        reference = _reference(model, batch, config).values
+        reference = reference_values(model, batch, config).values
     with torch.no_grad():
         out = model(batch.images)
     ref, points = _of(reference, out.predicted), []

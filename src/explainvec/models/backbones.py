@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import timm
+from safetensors import SafetensorError
 from timm.data import ImageNetInfo, infer_imagenet_subset, resolve_model_data_config
 from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.data.preprocess import Preprocess
-from explainvec.io import non_finite
-from explainvec.models.checkpoint import FORMAT, Checkpoint, CheckpointMeta, load_checkpoint, sidecar_path
+from explainvec.errors import FileFormatError
+from explainvec.io import file_kind, non_finite
+from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, sidecar_path
 from explainvec.models.fingerprint import fingerprint
 from explainvec.models.vit import require_class_token
 
@@ -25,7 +27,22 @@ def is_timm_spec(spec: str | Path) -> bool:
 
 def _explainvec_checkpoint(path: Path) -> bool:
     side = sidecar_path(path)
-    return path.suffix == ".safetensors" and side.is_file() and FORMAT in side.read_text()
+    return path.suffix == ".safetensors" and side.is_file() and "explainvec-checkpoint/" in side.read_text()
+
+
+def _check_kind(weights: Path) -> None:
+    """Refuse a weights file whose content is not what its name says (a pickle named .safetensors, or
+    safetensors named .pt), before timm reads it."""
+    kind = file_kind(weights)
+    if weights.suffix == ".safetensors" and kind in ("torch", "pickle"):
+        raise FileFormatError(
+            f"weights {weights} is named .safetensors but holds a PyTorch pickle: rename it .pt (it is then "
+            "read weights-only), or convert it to safetensors"
+        )
+    if weights.suffix != ".safetensors" and kind == "safetensors":
+        raise FileFormatError(
+            f"weights {weights} holds safetensors but is named {weights.suffix}: rename it .safetensors"
+        )
 
 
 def _class_names(model: VisionTransformer) -> list[str]:
@@ -47,6 +64,7 @@ def _create(name: str, architecture: dict, weights: Path | None, allow_download:
         return timm.create_model(name, pretrained=True, **overrides)
     if weights.suffix not in WEIGHT_SUFFIXES:
         raise ValueError(f"weights {weights} should be one of {', '.join(WEIGHT_SUFFIXES)}")
+    _check_kind(weights)
     try:  # timm reads .pth/.pt/.bin with torch.load(weights_only=True): tensors only, never arbitrary pickles
         return timm.create_model(
             name,
@@ -54,9 +72,11 @@ def _create(name: str, architecture: dict, weights: Path | None, allow_download:
             pretrained_cfg_overlay={"file": str(weights), "source": "timm"},
             **overrides,
         )
-    except (RuntimeError, KeyError, OSError, ValueError) as error:
+    except (RuntimeError, KeyError, OSError, ValueError, SafetensorError) as error:
         reason = " ".join(line.strip() for line in str(error).splitlines()[:2])[:300]
-        raise ValueError(f"cannot load {weights} into timm:{name} (weights-only load): {reason}") from error
+        raise FileFormatError(
+            f"cannot load {weights} into timm:{name} (weights-only load): {reason}"
+        ) from error
 
 
 def timm_base(

@@ -25,17 +25,18 @@ class Record(BaseModel):
 
 class ArchitectureFields(BaseModel):
     """The fields of an architecture (keyword arguments of timm's ``VisionTransformer`` or of a named timm
-    model) that explainvec reads; any other timm keyword is passed on as it is."""
+    model) that explainvec reads; any other timm keyword is passed on as it is. The upper bounds are far
+    beyond any ViT; they keep a hostile sidecar from making the loader build a model for hours."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
     timm_model: str | None = None
-    img_size: int | None = Field(default=None, gt=0)
-    patch_size: int | None = Field(default=None, gt=0)
-    embed_dim: int | None = Field(default=None, gt=0)
-    depth: int | None = Field(default=None, gt=0)
-    num_heads: int | None = Field(default=None, gt=0)
-    num_classes: int | None = Field(default=None, ge=0)
+    img_size: int | None = Field(default=None, gt=0, le=16384)
+    patch_size: int | None = Field(default=None, gt=0, le=1024)
+    embed_dim: int | None = Field(default=None, gt=0, le=65536)
+    depth: int | None = Field(default=None, gt=0, le=1024)
+    num_heads: int | None = Field(default=None, gt=0, le=1024)
+    num_classes: int | None = Field(default=None, ge=0, le=1_000_000)
     explain_adapter: bool = False
 
 

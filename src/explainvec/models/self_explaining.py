@@ -44,10 +44,14 @@ class Explanation:
             2, index.to(self.attributions.device)[:, None, None].expand(-1, self.attributions.shape[1], 1)
         )[..., 0]
 
-    def heatmap(self, class_index: int | torch.Tensor | None = None) -> torch.Tensor:
-        """Attributions of a class as ``[B, H, W]`` images: the patch grid upsampled to the input size."""
+    def heatmap(self, class_index: int | torch.Tensor | None = None, *, smooth: bool = False) -> torch.Tensor:
+        """Attributions of a class as ``[B, H, W]`` images: the patch grid upsampled to the input size, one
+        block per patch, or ``smooth`` (bilinear, as grad-cam's overlays)."""
         maps = self.for_class(class_index).reshape(-1, 1, *self.grid)
-        return F.interpolate(maps, size=(self.image_size, self.image_size), mode="nearest")[:, 0]
+        size = (self.image_size, self.image_size)
+        if smooth:
+            return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
+        return F.interpolate(maps, size=size, mode="nearest")[:, 0]
 
 
 def patch_readout(model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer
+from torch import nn
 
 from explainvec.models.adapter import add_adapter
 
 GRID_PRESETS: dict[str, dict] = {
     "4x4": {"img_size": 32, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
     "7x7": {"img_size": 56, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
+    "28px-4x4": {"img_size": 28, "patch_size": 7, "embed_dim": 64, "depth": 4, "num_heads": 4},
+    "28px-7x7": {"img_size": 28, "patch_size": 4, "embed_dim": 64, "depth": 4, "num_heads": 4},
 }
-"""Tiny ViTs for the embedded domains: 16 patches (exact Shapley values affordable) and 49 (paper-like)."""
+"""Tiny ViTs for the embedded domains: 16 patches (exact Shapley values affordable) and 49 (paper-like);
+the ``28px-`` ones for Fashion-MNIST's 28×28 photos."""
 
 
 def build_vit(architecture: dict) -> VisionTransformer:
@@ -20,10 +26,12 @@ def build_vit(architecture: dict) -> VisionTransformer:
 
     ``{"timm_model": "<name>", **overrides}`` builds a named timm model (random weights, never a
     download); any other dict is passed to ``VisionTransformer``. ``explain_adapter: true`` adds the
-    explanation adapter.
+    explanation adapter; ``norm_eps`` sets the LayerNorms' epsilon (timm's default: 1e-6).
     """
     kwargs = dict(architecture)
     adapter = kwargs.pop("explain_adapter", False)
+    if "norm_eps" in kwargs:
+        kwargs["norm_layer"] = partial(nn.LayerNorm, eps=kwargs.pop("norm_eps"))
     name = kwargs.pop("timm_model", None)
     if name is None:
         model = VisionTransformer(**{"class_token": True, "global_pool": "token", **kwargs})

@@ -63,16 +63,20 @@ class LabelCache:
         """Start a cache, or check that an existing one was made with the same settings."""
         meta = LabelCacheMeta.model_validate(meta)
         if (self.folder / META).is_file():
-            existing = self.meta
-            if existing != meta:
-                differences = ", ".join(
-                    f"{name} {getattr(existing, name)!r} != {getattr(meta, name)!r}"
-                    for name in LabelCacheMeta.model_fields
-                    if getattr(existing, name) != getattr(meta, name)
-                )
-                raise ValueError(f"label cache {self.folder} holds other labels: {differences}")
+            self._check(meta.model_dump())
             return
         write_json(self.folder / META, meta.dump())
+
+    def _check(self, expected: Mapping[str, Any]) -> None:
+        """ValueError naming every setting of ``expected`` the cache's metadata differs in."""
+        existing = self.meta
+        differences = ", ".join(
+            f"{name} {getattr(existing, name)!r} != {value!r}"
+            for name, value in expected.items()
+            if getattr(existing, name) != value
+        )
+        if differences:
+            raise ValueError(f"label cache {self.folder} holds other labels: {differences}")
 
     def ranges(self) -> list[tuple[int, int]]:
         meta = self.meta
@@ -125,8 +129,18 @@ class LabelCache:
         return write_tensors(self.folder / MERGED, merged)
 
     def load(self) -> torch.Tensor:
-        """The merged labels ``[N, P, C]``."""
+        """The merged labels ``[N, P, C]`` (ValueError if any is NaN or infinite)."""
         path = self.folder / MERGED
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: compute and merge the label cache first")
-        return load_file(str(path))["values"]
+        values = load_file(str(path))["values"]
+        if not values.isfinite().all():
+            raise ValueError(f"{path} holds non-finite labels: compute the label cache again")
+        return values
+
+    def load_for(self, *, value_model: str, data: str, seed: int, num_items: int) -> torch.Tensor:
+        """The merged labels, once the metadata says they are labels of ``value_model`` (a weights
+        fingerprint) on the first ``num_items`` training images of ``data`` drawn with ``seed``
+        (ValueError naming what differs: stale labels are never used)."""
+        self._check({"value_model": value_model, "data": data, "seed": seed, "num_items": num_items})
+        return self.load()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import torch
-
 from explainvec.models.adapter import add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
 from explainvec.progress import SILENT, Tracker
+from explainvec.shapley.label_cache import LabelCache
 from explainvec.training.config import TrainConfig
 from explainvec.training.finetune import load_splits, trained_checkpoint, zero_shot_config
 from explainvec.training.head import replace_head
@@ -30,7 +29,7 @@ def train_explainer(
     num_coalitions: int = 16,
     init: Init = "base",
     adapter: bool = False,
-    labels: torch.Tensor | None = None,
+    labels: LabelCache | None = None,
     masks: str | None = None,
     progress: Tracker = SILENT,
     **run: Any,
@@ -40,7 +39,8 @@ def train_explainer(
     value model, with the same data order, so τ = it − value model is a difference of two fine-tunes of
     the base; ``"value"`` starts from the value model. ``base`` transferred better at 7×7 and without
     patch dropping, and as well elsewhere (docs/transfer.md). ``adapter`` adds the class-agnostic
-    explanation adapter. ``run`` goes to ``fit`` (``fabric``, ``state``, ``resume``)."""
+    explanation adapter. ``labels`` (supervision ``"labels"``) must hold labels of this value model, data,
+    seed and training split. ``run`` goes to ``fit`` (``fabric``, ``state``, ``resume``)."""
     if value_model.meta.base_fingerprint != base.meta.base_fingerprint:
         raise ValueError("the value model was not fine-tuned from this base (fingerprints differ)")
     train, val = load_splits(base, data, config, masks)
@@ -49,12 +49,14 @@ def train_explainer(
             f"value model classes {value_model.meta.class_names} differ from {train.class_names}"
         )
     config = zero_shot_config(base, train.class_names, config)
+    value_fingerprint = fingerprint(value_model.model.state_dict())
     if supervision == "labels":
         if labels is None:
             raise ValueError("supervision 'labels' needs a label cache (explainvec labels ...)")
-        if labels.shape[0] != len(train):
-            raise ValueError(f"label cache holds {labels.shape[0]} items, the training split {len(train)}")
-        loss = LabelRegressionLoss(labels, alpha=alpha)
+        targets = labels.load_for(
+            value_model=value_fingerprint, data=data, seed=config.seed, num_items=len(train)
+        )
+        loss = LabelRegressionLoss(targets, alpha=alpha)
     else:
         loss = AmortisedGameLoss(
             copy.deepcopy(value_model.model),
@@ -80,7 +82,7 @@ def train_explainer(
         "coalitions": num_coalitions,
         "init": init,
         "adapter": adapter,
-        "value_model": fingerprint(value_model.model.state_dict()),
+        "value_model": value_fingerprint,
     }
     return trained_checkpoint(
         base, model, data, config, history, val, kind="explain", explanation=explanation

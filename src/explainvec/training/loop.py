@@ -74,9 +74,16 @@ def cosine_schedule(
 
 
 def epoch_batches(size: int, batch_size: int, seed: int, epoch: int, world_size: int) -> list[torch.Tensor]:
-    """The global batches of one epoch (a seeded permutation); a last batch smaller than ``world_size``
-    is dropped so that every process gets at least one item."""
-    return [b for b in epoch_order(size, seed, epoch).split(batch_size) if len(b) >= world_size]
+    """The global batches of one epoch (a seeded permutation), the same for any number of processes: a
+    last partial batch joins the one before it, so every item is used and every process gets at least
+    one item of every batch (ValueError when a batch is smaller than ``world_size``)."""
+    batches = list(epoch_order(size, seed, epoch).split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    smallest = min(len(b) for b in batches)
+    if smallest < world_size:
+        raise ValueError(f"a batch of {smallest} items cannot be shared by {world_size} processes")
+    return batches
 
 
 class _Step(nn.Module):

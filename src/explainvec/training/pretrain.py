@@ -1,4 +1,4 @@
-"""Pretraining the base ViT from scratch on the embedded mixture corpus."""
+"""Pretraining the base ViT from scratch: on the embedded mixture corpus, Fashion-MNIST or a folder."""
 
 from __future__ import annotations
 
@@ -19,19 +19,39 @@ PRETRAIN_CONFIG = TrainConfig(epochs=12, lr=1e-3, train_size=8000, eval_size=100
 """Defaults measured on 2 CPU cores (see the README's results)."""
 
 
-def pretrain(preset: str, config: TrainConfig = PRETRAIN_CONFIG, *, progress: Tracker = SILENT) -> Checkpoint:
-    """A base checkpoint: a tiny ViT of grid ``preset`` trained on the mixture corpus."""
+def architecture_of(preset: str, *, image_size: int | None = None, patch_size: int | None = None) -> dict:
+    """The ViT keyword arguments of grid ``preset``, with its image or patch size replaced if given."""
     if preset not in GRID_PRESETS:
         raise ValueError(f"unknown grid preset {preset!r}; known: {', '.join(GRID_PRESETS)}")
-    architecture = GRID_PRESETS[preset]
+    architecture = dict(GRID_PRESETS[preset])
+    architecture["img_size"] = image_size or architecture["img_size"]
+    architecture["patch_size"] = patch_size or architecture["patch_size"]
+    if architecture["img_size"] % architecture["patch_size"]:
+        size, patch = architecture["img_size"], architecture["patch_size"]
+        raise ValueError(f"image size {size} is not a multiple of patch size {patch}")
+    return architecture
+
+
+def pretrain(
+    architecture: str | dict,
+    config: TrainConfig = PRETRAIN_CONFIG,
+    *,
+    data: str = PRETRAIN_DATA,
+    progress: Tracker = SILENT,
+) -> Checkpoint:
+    """A base checkpoint: a tiny ViT (a grid preset's name, or its keyword arguments) trained from scratch
+    on ``data`` (``synthetic:<domain>``, ``fashion:<subset>`` or an image folder); patch dropping as
+    ``config.keep_min`` says (1: none, as ordinary supervised ViTs are trained)."""
+    architecture = architecture_of(architecture) if isinstance(architecture, str) else dict(architecture)
     preprocess = Preprocess(image_size=architecture["img_size"])
     load = {"preprocess": preprocess, "patch_size": architecture["patch_size"], "seed": config.seed}
-    train = load_data(PRETRAIN_DATA, "train", size=config.train_size, **load)
-    val = load_data(PRETRAIN_DATA, "val", size=config.eval_size, **load)
+    train = load_data(data, "train", size=config.train_size, **load)
+    val = load_data(data, "val", size=config.eval_size, **load)
     architecture = {**architecture, "num_classes": len(train.class_names)}
     torch.manual_seed(config.seed)
     model = build_vit(architecture)
-    history = fit(model, train, config, progress=progress, description=f"pretrain {preset}")
+    grid = f"{architecture['img_size'] // architecture['patch_size']}"
+    history = fit(model, train, config, progress=progress, description=f"pretrain {grid}x{grid} on {data}")
     accuracy = top1_accuracy(*predict_logits(model, val, device=config.device))
     meta = CheckpointMeta(
         kind="base",
@@ -39,7 +59,7 @@ def pretrain(preset: str, config: TrainConfig = PRETRAIN_CONFIG, *, progress: Tr
         class_names=train.class_names,
         preprocess=preprocess,
         base_fingerprint=fingerprint(model.state_dict()),
-        training={"mode": "pretrain", "data": PRETRAIN_DATA, "config": config.model_dump(), "loss": history},
+        training={"mode": "pretrain", "data": data, "config": config.model_dump(), "loss": history},
         metrics={"val_accuracy": accuracy},
     )
     return Checkpoint(model.cpu(), meta)

@@ -10,7 +10,8 @@ from timm.models.vision_transformer import VisionTransformer
 from explainvec.models.adapter import ADAPTER, add_adapter, has_adapter
 
 Scale = float | Mapping[str, float]
-"""One λ for every parameter, or a λ per block (``block_of`` names; missing blocks get 0)."""
+"""One λ for every parameter, or a λ per block (``block_of`` names of blocks τ holds; missing blocks get
+0)."""
 
 
 def block_of(name: str) -> str:
@@ -20,7 +21,14 @@ def block_of(name: str) -> str:
 
 
 def add_scaled(model: VisionTransformer, tensors: Mapping[str, torch.Tensor], lam: Scale) -> None:
-    """``θ += λ·τ`` in place on the parameters named in ``tensors`` (an adapter is added if τ has one)."""
+    """``θ += λ·τ`` in place on the parameters named in ``tensors`` (an adapter is added if τ has one);
+    ValueError for a per-block λ naming a block that ``tensors`` does not hold."""
+    if isinstance(lam, Mapping):
+        blocks = {block_of(name) for name in tensors}
+        if unknown := sorted(set(lam) - blocks):
+            raise ValueError(
+                f"per-block λ for {', '.join(unknown)}: the vector holds only {', '.join(sorted(blocks))}"
+            )
     if any(name.startswith(ADAPTER + ".") for name in tensors):
         add_adapter(model)
     parameters = dict(model.named_parameters())

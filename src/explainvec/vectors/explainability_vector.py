@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,15 +10,25 @@ import torch
 from pydantic import Field, ValidationError
 from timm.models.vision_transformer import VisionTransformer
 
-from explainvec.io import read_tensors, write_json, write_tensors
+from explainvec.errors import FileFormatError
+from explainvec.io import read_header, read_tensors
 from explainvec.models.adapter import identity_adapter_parameters
-from explainvec.models.checkpoint import Checkpoint, sidecar_path
+from explainvec.models.checkpoint import (
+    Checkpoint,
+    check_pair,
+    check_shapes,
+    meta_model,
+    read_sidecar,
+    sidecar_path,
+    write_with_sidecar,
+)
 from explainvec.models.records import Architecture, ExplanationRecord, Record, one_error
 from explainvec.models.vit import build_vit, grid_size
 from explainvec.vectors.edit import Scale, VectorEdit, add_scaled, block_of
 
 HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
-FORMAT = "explainvec-vector/1"
+FORMAT = "explainvec-vector/2"
+"""Format 2 adds the weights id (as checkpoints do); format 1 files are read as before."""
 
 
 def backbone_parameters(model: VisionTransformer) -> dict[str, torch.Tensor]:
@@ -41,7 +50,7 @@ def architecture_grid(architecture: dict) -> tuple[int, int]:
 class VectorMeta(Record):
     """What a vector's sidecar holds: the base and architecture it fits, its source data, the recipe."""
 
-    format: Literal["explainvec-vector/1"] = FORMAT
+    format: Literal["explainvec-vector/1", "explainvec-vector/2"] = FORMAT
     base_fingerprint: str
     architecture: Architecture
     source_data: str | list[str] | None = None
@@ -169,29 +178,47 @@ class ExplainabilityVector:
 
     # -- files ---------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``path`` (safetensors) and its JSON sidecar with metadata and per-block norms."""
-        path = Path(path)
-        write_tensors(path, self.tensors)
-        meta = self.meta.model_copy(update={"norm": self.norm(), "block_norms": self.block_norms()})
-        write_json(sidecar_path(path), meta.dump())
-        return path
+        """Write ``path`` (safetensors) and its JSON sidecar with metadata and per-block norms, as one unit
+        (see ``write_with_sidecar``); tensors holding NaN or Inf are refused."""
+        meta = self.meta.model_copy(
+            update={"format": FORMAT, "norm": self.norm(), "block_norms": self.block_norms()}
+        )
+        return write_with_sidecar(Path(path), self.tensors, meta.dump())
 
     @classmethod
     def load(cls, path: str | Path) -> ExplainabilityVector:
-        """Read a vector and its sidecar; tensors holding NaN or Inf are refused, naming the tensor."""
-        path, side = Path(path), sidecar_path(path)
+        """Read a vector and its sidecar, validated as a whole (FileFormatError naming the file and the
+        field or tensor): the sidecar's schema and format, every tensor a backbone or adapter parameter of
+        its architecture with that parameter's shape, none missing, no NaN or Inf, and the weights id."""
+        path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"vector {path} does not exist")
-        if not side.is_file():
-            raise FileNotFoundError(f"vector sidecar {side} is missing (expected beside {path})")
+        data, weights_id = read_sidecar(path, "vector")
+        side = sidecar_path(path)
+        if not str(data.get("format", "")).startswith("explainvec-vector/"):
+            raise FileFormatError(
+                f"{path} is not an explainability vector (sidecar format is not {FORMAT!r})"
+            )
         try:
-            meta = json.loads(side.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"vector sidecar {side} is not valid JSON: {error}") from error
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an explainability vector (sidecar format is not {FORMAT!r})")
-        try:
-            meta = VectorMeta.model_validate(meta)
+            meta = VectorMeta.model_validate(data)
         except ValidationError as error:
-            raise ValueError(f"vector sidecar {side} is not valid: {one_error(error)}") from error
-        return cls(read_tensors(path), meta)
+            raise FileFormatError(f"vector sidecar {side} is not valid: {one_error(error)}") from error
+        shapes, header = read_header(path)
+        check_shapes(path, shapes, *vector_shapes(meta, path))
+        tensors = read_tensors(path)
+        check_pair(path, weights_id, header, required=meta.format == FORMAT)
+        return cls(tensors, meta)
+
+
+def vector_shapes(meta: VectorMeta, path: Path) -> tuple[dict[str, tuple[int, ...]], set[str]]:
+    """The tensors a vector of ``meta`` may hold (backbone and adapter parameters of its architecture, with
+    their shapes) and those it must hold: the backbone unless it was trained adapter-only, the adapter when
+    the sidecar says it has one."""
+    model = meta_model(meta.architecture, path)
+    backbone = {name: tuple(t.shape) for name, t in backbone_parameters(model).items()}
+    adapter = {name: tuple(t.shape) for name, t in identity_adapter_parameters(model).items()}
+    required = set() if meta.explanation.backbone is False else set(backbone)
+    if meta.explanation.adapter:
+        required |= set(adapter)
+    allowed = backbone if meta.explanation.adapter is False else {**backbone, **adapter}
+    return allowed, required

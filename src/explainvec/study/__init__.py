@@ -1,0 +1,8 @@
+"""Transfer studies: recipes for τ compared paired, over several bases and target seeds, with intervals."""
+
+from explainvec.evaluation.paired import Interval, cluster_interval
+from explainvec.study.config import Study, Variant
+from explainvec.study.run import run_study
+from explainvec.study.table import study_table
+
+__all__ = ["Interval", "Study", "Variant", "cluster_interval", "run_study", "study_table"]

@@ -1,0 +1,253 @@
+"""Running a study: for every base and target seed, τ of every recipe transferred to the target, and
+every row measured on the same test images as the free baselines beside it.
+
+Results (``<runs>/<name>.json``) hold, per cell ``b<base>-s<seed>``, each row's λ, accuracy, agreement
+and per-image values, so tables and paired intervals are computed from them afterwards and a study can be
+extended and rerun: finished rows are kept, and every model is trained once (:class:`ModelStore`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from explainvec.evaluation.evaluate import evaluate_checkpoint, suite_batch
+from explainvec.evaluation.suite import SuiteConfig
+from explainvec.io import atomic_write
+from explainvec.models.checkpoint import Checkpoint, load_checkpoint
+from explainvec.models.self_explaining import SelfExplainingViT, readout_of
+from explainvec.models.vit import num_patches
+from explainvec.progress import SILENT, Tracker
+from explainvec.study.config import Study, Variant
+from explainvec.study.measure import per_image, reference_of
+from explainvec.study.store import ModelStore
+from explainvec.training.base_cache import cached_base
+from explainvec.training.config import TrainConfig
+from explainvec.training.explain import train_explainer
+from explainvec.training.finetune import finetune
+from explainvec.training.pretrain import PRETRAIN_CONFIG
+from explainvec.transfer import apply_vector
+from explainvec.vectors import ExplainabilityVector, train_shared_vector
+
+
+def cell_name(base: int, seed: int) -> str:
+    return f"b{base}-s{seed}"
+
+
+class StudyRun:
+    """The models of one study and how they are built (each once, through the store)."""
+
+    def __init__(self, study: Study, runs: Path, progress: Tracker) -> None:
+        self.study, self.store, self.progress = study, ModelStore(runs), progress
+        self.predict_config = TrainConfig(
+            epochs=study.predict_epochs,
+            lr=study.predict_lr,
+            keep_min=study.predict_keep_min,
+            train_size=study.train_size,
+            eval_size=study.eval_size,
+        )
+
+    def base(self, seed: int) -> Checkpoint:
+        update = {
+            "keep_min": self.study.base_keep_min,
+            "seed": seed,
+            "epochs": self.study.pretrain_epochs,
+            "train_size": self.study.pretrain_size,
+        }
+        config = PRETRAIN_CONFIG.model_copy(update=update)
+        path = cached_base(self.study.grid, config, data=self.study.pretrain_data, progress=self.progress)
+        return load_checkpoint(path)
+
+    def predict_key(self, base: Checkpoint, data: str, seed: int = 0) -> dict:
+        config = self.predict_config.model_copy(update={"seed": seed})
+        return {"base": base.meta.base_fingerprint, "data": data, "config": config.model_dump()}
+
+    def predict(self, base: Checkpoint, data: str, seed: int = 0) -> Checkpoint:
+        config = self.predict_config.model_copy(update={"seed": seed})
+        key = self.predict_key(base, data, seed)
+        return self.store.checkpoint(key, lambda: finetune(base, data, config, progress=self.progress))
+
+    def explain_key(self, base: Checkpoint, variant: Variant, data: str, seed: int = 0) -> dict:
+        recipe = variant.model_dump(exclude={"name", "sources", "blocks", "recipe", "backbone"})
+        return {"explain": self.predict_key(base, data, seed), "recipe": recipe}
+
+    def explainer(self, base: Checkpoint, variant: Variant, data: str, seed: int = 0) -> Checkpoint:
+        value = self.predict(base, data, seed)
+        config = self._explain_config(variant, seed)
+        return self.store.checkpoint(
+            self.explain_key(base, variant, data, seed),
+            lambda: train_explainer(
+                base,
+                value,
+                data,
+                config,
+                supervision=variant.supervision,
+                alpha=variant.alpha,
+                num_coalitions=variant.coalitions,
+                init=variant.init,
+                adapter=variant.adapter,
+                progress=self.progress,
+            ),
+        )
+
+    def _explain_config(self, variant: Variant, seed: int) -> TrainConfig:
+        update = {
+            "lr": variant.lr,
+            "epochs": variant.epochs or self.study.predict_epochs,
+            "keep_min": variant.keep_min,
+            "freeze_head": variant.freeze_head,
+            "seed": seed,
+        }
+        return self.predict_config.model_copy(update=update)
+
+    def sources(self, variant: Variant) -> list[str]:
+        return variant.sources or [self.study.source]
+
+    def tau(self, base: Checkpoint, variant: Variant) -> tuple[ExplainabilityVector, float]:
+        """τ of ``variant`` on ``base`` and its cost: the seconds spent building it (self-explaining
+        training, or the shared τ's training) ÷ the seconds of one prediction fine-tune of the source."""
+        sources = self.sources(variant)
+        if variant.recipe == "shared":
+            predicts = [self.predict(base, s) for s in sources]
+            shared = variant.model_dump(exclude={"name", "blocks"})
+            key = {
+                "base": base.meta.base_fingerprint,
+                "shared": shared,
+                "predict": self.predict_config.model_dump(),
+            }
+            tau = self.store.vector(
+                key,
+                lambda: train_shared_vector(
+                    base,
+                    predicts,
+                    self._explain_config(variant, 0),
+                    alpha=variant.alpha,
+                    num_coalitions=variant.coalitions,
+                    adapter=variant.adapter,
+                    backbone=variant.backbone,
+                    progress=self.progress,
+                ),
+            )
+            spent = self.store.seconds(key, "tau-")
+        else:
+            taus = [
+                ExplainabilityVector.from_checkpoints(self.explainer(base, variant, s), self.predict(base, s))
+                for s in sources
+            ]
+            tau = sum(taus[1:], taus[0])
+            spent = sum(self.store.seconds(self.explain_key(base, variant, s)) or 0.0 for s in sources)
+        if variant.blocks is not None:
+            kept = {
+                k: v for k, v in tau.tensors.items() if any(k.startswith(b + ".") for b in variant.blocks)
+            }
+            tau = ExplainabilityVector(kept, tau.meta)
+        predict_seconds = self.store.seconds(self.predict_key(base, sources[0]))
+        return tau, (spent / predict_seconds if spent and predict_seconds else float("nan"))
+
+
+def run_study(
+    study: Study,
+    runs: str | Path,
+    *,
+    name: str = "study",
+    progress: Tracker = SILENT,
+    only: list[str] | None = None,
+) -> dict:
+    """Run (or extend) ``study`` with its models under ``runs``; returns and writes ``<runs>/<name>.json``.
+    ``only``: rerun just these variants (default: every row not yet in the results)."""
+    runs = Path(runs)
+    run = StudyRun(study, runs, progress)
+    results_path = runs / f"{name}.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results["study"] = study.model_dump()
+    cells = results.setdefault("cells", {})
+    names = {v.name for v in study.variants}
+    if study.oracle_recipe is not None and study.oracle_recipe not in names:
+        raise ValueError(f"oracle_recipe {study.oracle_recipe!r} is not a variant of the study")
+
+    def save() -> None:
+        atomic_write(results_path, lambda tmp: tmp.write_text(json.dumps(results, indent=1)))
+
+    task = progress.task("study cells", total=len(study.bases) * len(study.target_seeds))
+    for base_seed in study.bases:
+        base = run.base(base_seed)
+        for seed in study.target_seeds:
+            cell = Cell(run, base, seed, cells.setdefault(cell_name(base_seed, seed), {}))
+            cell.baselines(save)
+            if study.oracle_recipe and seed == study.target_seeds[0]:
+                cell.oracle(save)
+            for variant in study.variants:
+                if (only and variant.name in only) or (not only and variant.name not in cell.rows):
+                    cell.variant(variant, save)
+            results["players"] = num_patches(cell.target.model)
+            task.advance()
+    save()
+    return results
+
+
+class Cell:
+    """One (base, target seed) pair: the target, its test images, and the rows measured on them."""
+
+    def __init__(self, run: StudyRun, base: Checkpoint, seed: int, rows: dict) -> None:
+        self.run, self.base, self.seed, self.rows = run, base, seed, rows
+        study = run.study
+        self.target = run.predict(base, study.target, seed)
+        self.batch = suite_batch(self.target, study.target, study.fidelity_images, None, self.target)
+        self.suite = SuiteConfig(
+            reference_budget=study.reference_budget, exact_reference=study.exact_reference
+        )
+
+    def measured(self, checkpoint: Checkpoint, attributor: str = "single_pass", reference=None) -> dict:
+        """Accuracy and agreement with the target on the test split, and the per-image fidelity of
+        ``attributor`` on ``checkpoint`` (against ``reference``, else the model's own reference)."""
+        model = SelfExplainingViT(
+            checkpoint.model, checkpoint.meta.class_names, readout_of(checkpoint)
+        ).eval()
+        study = self.run.study
+        row = evaluate_checkpoint(checkpoint, study.target, reference=self.target, size=study.eval_size)
+        reference = reference_of(model, self.batch, self.suite) if reference is None else reference
+        return {
+            "accuracy": row.accuracy,
+            "agreement": row.agreement,
+            "per_image": per_image(model, self.batch, reference, attributor),
+        }
+
+    def baselines(self, save) -> None:
+        """λ = 0 (the target's head on its patch tokens) and the study's baselines on the target."""
+        missing = [r for r in ["lambda0", *self.run.study.baselines] if r not in self.rows]
+        if not missing:
+            return
+        model = SelfExplainingViT(self.target.model, self.target.meta.class_names, "logit").eval()
+        reference = reference_of(model, self.batch, self.suite)
+        first = self.measured(
+            self.target, "single_pass" if missing[0] == "lambda0" else missing[0], reference
+        )
+        self.rows[missing[0]] = first
+        save()
+        for name in missing[1:]:
+            attributor = "single_pass" if name == "lambda0" else name
+            self.rows[name] = {**first, "per_image": per_image(model, self.batch, reference, attributor)}
+            save()
+
+    def oracle(self, save) -> None:
+        """A self-explaining model trained on the target itself with the oracle recipe."""
+        if "oracle" in self.rows:
+            return
+        study = self.run.study
+        variant = next(v for v in study.variants if v.name == study.oracle_recipe)
+        self.rows["oracle"] = self.measured(self.run.explainer(self.base, variant, study.target, self.seed))
+        save()
+
+    def variant(self, variant: Variant, save) -> None:
+        """τ of ``variant`` transferred with the label-free λ search, measured like every other row."""
+        study = self.run.study
+        tau, cost = self.run.tau(self.base, variant)
+        val_images = self.target.split_images(study.target, "val", study.lambda_images)
+        edited = apply_vector(self.target, tau, "auto", data=val_images)
+        self.rows[variant.name] = {
+            **self.measured(edited),
+            "lambda": edited.meta.explanation.lam,
+            "curve": edited.meta.explanation.lambda_curve,
+            "cost": cost,
+        }
+        save()

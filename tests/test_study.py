@@ -1,0 +1,114 @@
+"""The study runner: two bases × two target seeds, every row paired on the same images and models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from explainvec.cli.main import app
+from explainvec.study import Study, cluster_interval, run_study, study_table
+from explainvec.study.table import row_interval
+
+TINY = {
+    "grid": "4x4",
+    "pretrain_epochs": 1,
+    "pretrain_size": 200,
+    "bases": [0, 1],
+    "target_seeds": [0, 1],
+    "predict_epochs": 1,
+    "train_size": 100,
+    "eval_size": 40,
+    "fidelity_images": 4,
+    "lambda_images": 8,
+    "reference_budget": 64,
+    "exact_reference": False,
+    "baselines": ["rollout"],
+    "oracle_recipe": "default",
+    "variants": [{"name": "default", "epochs": 1, "coalitions": 4}],
+}
+
+
+def test_cluster_interval_resamples_bases_then_images():
+    tight = [np.full(50, 1.0), np.full(50, 1.0), np.full(50, 1.0)]
+    assert cluster_interval(tight).low == cluster_interval(tight).high == 1.0
+    spread = [np.full(50, 0.0), np.full(50, 1.0), np.full(50, 2.0)]  # bases disagree, images do not
+    interval = cluster_interval(spread)
+    assert (
+        interval.mean == pytest.approx(1.0) and interval.low <= 1 / 3 + 1e-9 and interval.high >= 5 / 3 - 1e-9
+    )
+    single = cluster_interval([np.arange(100.0)])
+    assert 40 < single.low < single.mean < single.high < 60
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPLAINVEC_CACHE", str(runs / "cache"))
+        yield run_study(Study.model_validate(TINY), runs, name="tiny"), runs
+
+
+def test_every_cell_holds_every_row_on_the_same_images(results):
+    results, runs = results
+    assert sorted(results["cells"]) == ["b0-s0", "b0-s1", "b1-s0", "b1-s1"]
+    for name, cell in results["cells"].items():
+        expected = {"lambda0", "rollout", "default"} | ({"oracle"} if name.endswith("s0") else set())
+        assert set(cell) == expected
+        for row in cell.values():
+            assert len(row["per_image"]["pearson"]) == TINY["fidelity_images"]
+            assert 0 <= row["accuracy"] <= 1
+        # λ = 0 and rollout explain the same target: same accuracy, different maps
+        assert cell["lambda0"]["accuracy"] == cell["rollout"]["accuracy"]
+        assert cell["lambda0"]["per_image"]["pearson"] != cell["rollout"]["per_image"]["pearson"]
+        assert cell["default"]["lambda"] in [point["lam"] for point in cell["default"]["curve"]]
+    # the two bases and the two target seeds are different models
+    b0, b1 = results["cells"]["b0-s0"]["lambda0"], results["cells"]["b1-s0"]["lambda0"]
+    s1 = results["cells"]["b0-s1"]["lambda0"]
+    assert b0["per_image"]["pearson"] != b1["per_image"]["pearson"] != s1["per_image"]["pearson"]
+    assert json.loads((runs / "tiny.json").read_text())["cells"] == results["cells"]
+
+
+def test_paired_difference_is_the_mean_of_per_image_differences(results):
+    results, _ = results
+    diff = row_interval(results, "default", "insertion_minus_deletion", against="lambda0")
+    by_hand = np.mean(
+        [
+            np.subtract(
+                c["default"]["per_image"]["insertion_minus_deletion"],
+                c["lambda0"]["per_image"]["insertion_minus_deletion"],
+            )
+            for c in results["cells"].values()
+        ]
+    )
+    assert diff.mean == pytest.approx(by_hand)
+    assert diff.low <= diff.mean <= diff.high
+    table = study_table(results)
+    assert table.count("\n") == 1 + 4 and "| default |" in table and "Δ ins − del vs rollout" in table
+
+
+def test_a_rerun_trains_nothing_and_keeps_the_results(results, monkeypatch):
+    results, runs = results
+    monkeypatch.setenv("EXPLAINVEC_CACHE", str(runs / "cache"))
+    import explainvec.study.run as run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished study retrained a model")
+
+    monkeypatch.setattr(run, "finetune", refuse)
+    monkeypatch.setattr(run, "train_explainer", refuse)
+    again = run_study(Study.model_validate(TINY), runs, name="tiny")
+    assert again["cells"] == results["cells"]
+
+
+def test_the_cli_prints_the_table_and_refuses_a_bad_config(results, tmp_path):
+    _, runs = results
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    shown = CliRunner().invoke(app, ["study", str(config), "--runs", str(runs), "--table"])
+    assert shown.exit_code == 0 and "| oracle |" in shown.output
+    config.write_text(json.dumps({**TINY, "bases": []}))
+    refused = CliRunner().invoke(app, ["study", str(config), "--runs", str(runs)])
+    assert refused.exit_code == 2 and "bases" in refused.output
