@@ -43,7 +43,6 @@ def import_command(
 ) -> None:
     """Turn a pretrained timm or Hugging Face ViT, or a CLIP image tower with a zero-shot head, into a base
     checkpoint that train, vector and apply take as --base."""
-    check_checkpoint_output(out, inputs=(weights,), overwrite=overwrite)
     if spec.startswith(HF_PREFIX):
         if weights is not None or img_size is not None:
             raise ValueError(
