@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The 7x7 headline report (docs/example-report-7x7/): the CLI on the models that
-# `python experiments/transfer.py experiments/transfer/7x7.json` caches in runs/transfer/
-# (target glyphs, source geo, init-base self-explaining source, oracle). Hashes are those cache keys.
+# the earlier study runner (experiments/transfer.py, since replaced by `explainvec study`) cached in
+# runs/transfer/ for experiments/transfer/7x7.json (target glyphs, source geo, init-base self-explaining
+# source, oracle). Hashes are that runner's cache keys: the script reruns on those files only.
 set -e
 R=runs/transfer; O=runs/eval7x7; mkdir -p $O
 E=.venv/bin/explainvec

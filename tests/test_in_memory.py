@@ -12,6 +12,7 @@ import pytest
 import timm
 import torch
 from PIL import Image
+from tests.test_huggingface import VIT
 from transformers import ViTConfig, ViTForImageClassification
 
 import explainvec
@@ -21,15 +22,7 @@ from explainvec.models.records import ExplanationRecord
 from explainvec.models.vit import GRID_PRESETS, build_vit
 
 README = Path(__file__).parents[1] / "README.md"
-TINY_HF = {
-    "image_size": 32,
-    "patch_size": 8,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "num_labels": 5,
-}
+TINY_HF = {**VIT, "num_labels": 5}
 
 
 def nudged(module: torch.nn.Module, seed: int, scale: float = 0.02) -> torch.nn.Module:

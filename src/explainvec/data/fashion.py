@@ -59,9 +59,8 @@ SPLITS = ("train", "val", "test")
 
 def parse_spec(spec: str) -> tuple[str, Path]:
     """``fashion:<subset>[@<folder>]`` → (subset, folder holding the idx files)."""
-    subset, _, folder = spec[len(PREFIX) :].partition("@")
-    if subset not in SUBSETS:
-        raise DataError(f"unknown Fashion-MNIST subset {subset!r} in {spec!r}; known: {', '.join(SUBSETS)}")
+    folder = spec[len(PREFIX) :].partition("@")[2]
+    subset = _subset(spec)
     root = Path(folder) if folder else Path(os.environ.get(FOLDER_VARIABLE) or DEBIAN_FOLDER)
     return subset, find_files(root)
 
@@ -84,12 +83,16 @@ def _file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def class_names(spec: str) -> list[str]:
-    """The class names of ``spec``'s subset, in label order."""
+def _subset(spec: str) -> str:
     subset = spec[len(PREFIX) :].partition("@")[0]
     if subset not in SUBSETS:
         raise DataError(f"unknown Fashion-MNIST subset {subset!r} in {spec!r}; known: {', '.join(SUBSETS)}")
-    return [CLASSES[c] for c in SUBSETS[subset]]
+    return subset
+
+
+def class_names(spec: str) -> list[str]:
+    """The class names of ``spec``'s subset, in label order."""
+    return [CLASSES[c] for c in SUBSETS[_subset(spec)]]
 
 
 @functools.lru_cache(maxsize=4)

@@ -76,7 +76,7 @@ def method_metrics(
     _synchronize(images.device)
     milliseconds = 1000 * (time.perf_counter() - start) / len(images)
     predicted = out.predicted
-    own, ref = _of(maps, predicted), _of(reference_values, predicted)
+    own, ref = of_class(maps, predicted), of_class(reference_values, predicted)
     game = MaskedModelGame(model.vit, images)
     values: dict[str, torch.Tensor] = {"accuracy": m.accuracy(out.logits, batch.labels)}
     if batch.reference is not None:
@@ -91,7 +91,7 @@ def method_metrics(
     other_gaps = []
     for c in range(out.logits.shape[-1]):
         chosen = torch.full_like(predicted, c)
-        gap = m.insertion_minus_deletion(game, _of(maps, chosen), chosen)
+        gap = m.insertion_minus_deletion(game, of_class(maps, chosen), chosen)
         other_gaps.append(torch.where(predicted == c, torch.nan, gap))
     values["insertion_minus_deletion_other"] = torch.stack(other_gaps, 1).nanmean(1)
     pixel = PixelMaskedGame.for_vit(model.vit, images)
@@ -113,7 +113,8 @@ def method_metrics(
     return values, milliseconds
 
 
-def _of(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def of_class(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """The ``[B, P]`` maps of ``classes`` (one per image) from ``[B, P, C]`` maps."""
     return maps[torch.arange(len(classes), device=maps.device), :, classes.to(maps.device)]
 
 
@@ -197,10 +198,10 @@ def budget_curve(
         reference = reference_values(model, batch, config).values
     with torch.no_grad():
         out = model(batch.images)
-    ref, points = _of(reference, out.predicted), []
+    ref, points = of_class(reference, out.predicted), []
     task = progress.task("Kernel SHAP budget curve", total=len(config.budgets))
     for budget in config.budgets:
-        maps = _of(kernel_shap_attributor(budget)(model, batch.images, out), out.predicted)
+        maps = of_class(kernel_shap_attributor(budget)(model, batch.images, out), out.predicted)
         gap = m.insertion_minus_deletion(MaskedModelGame(model.vit, batch.images), maps, out.predicted)
         points.append(
             {

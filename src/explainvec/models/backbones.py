@@ -119,8 +119,8 @@ def timm_base(
         crop_pct=config["crop_pct"],
     )
     state = model.state_dict()
-    if non_finite(state) is not None:
-        raise ValueError(f"{weights} holds NaN or Inf weights (tensor {non_finite(state)!r})")
+    if (bad := non_finite(state)) is not None:
+        raise ValueError(f"{weights} holds NaN or Inf weights (tensor {bad!r})")
     meta = CheckpointMeta(
         kind="base",
         architecture=architecture,

@@ -274,8 +274,8 @@ def hf_checkpoint(
         architecture = vit_architecture(config)
         tower = timm_tower(model, architecture)
     state = tower.state_dict()
-    if non_finite(state) is not None:
-        raise ExplainvecError(f"the model holds NaN or Inf weights (tensor {non_finite(state)!r})")
+    if (bad := non_finite(state)) is not None:
+        raise ExplainvecError(f"the model holds NaN or Inf weights (tensor {bad!r})")
     meta = CheckpointMeta(
         kind="base",
         architecture=architecture,

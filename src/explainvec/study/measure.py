@@ -6,28 +6,19 @@ import torch
 
 from explainvec.evaluation import metrics as m
 from explainvec.evaluation.baselines import get_attributor
-from explainvec.evaluation.suite import Batch, SuiteConfig, reference_values
+from explainvec.evaluation.suite import Batch, of_class
 from explainvec.models.self_explaining import SelfExplainingViT
 from explainvec.shapley.model_games import MaskedModelGame
 
 PER_IMAGE = ("pearson", "insertion_auc", "deletion_auc", "insertion_minus_deletion")
 
 
-def of_class(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """The ``[B, P]`` maps of ``classes`` from ``[B, P, C]`` maps."""
-    return maps[torch.arange(len(classes)), :, classes]
-
-
-def reference_of(model: SelfExplainingViT, batch: Batch, config: SuiteConfig) -> torch.Tensor:
-    """The model's reference Shapley values ``[B, P, C]`` on ``batch``."""
-    return reference_values(model, batch, config).values
-
-
 def per_image(
     model: SelfExplainingViT, batch: Batch, reference: torch.Tensor, attributor: str = "single_pass"
 ) -> dict[str, list[float]]:
     """The map of ``attributor`` on ``model`` for each image's predicted class, scored against
-    ``reference`` (the same model's Shapley values) and by insertion/deletion under attention masking."""
+    ``reference`` (the same model's Shapley values ``[B, P, C]``) and by insertion/deletion under
+    attention masking."""
     with torch.no_grad():
         out = model(batch.images)
     maps = get_attributor(attributor)(model, batch.images, out).detach()

@@ -8,18 +8,19 @@ extended and rerun: finished rows are kept, and every model is trained once (:cl
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 from explainvec.evaluation.evaluate import evaluate_checkpoint, suite_batch
-from explainvec.evaluation.suite import SuiteConfig
+from explainvec.evaluation.suite import SuiteConfig, reference_values
 from explainvec.io import atomic_write
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint
 from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.models.vit import num_patches
 from explainvec.progress import SILENT, Tracker
 from explainvec.study.config import Study, Variant
-from explainvec.study.measure import per_image, reference_of
+from explainvec.study.measure import per_image
 from explainvec.study.store import ModelStore
 from explainvec.training.base_cache import cached_base
 from explainvec.training.config import TrainConfig
@@ -197,36 +198,41 @@ class Cell:
             reference_budget=study.reference_budget, exact_reference=study.exact_reference
         )
 
-    def measured(self, checkpoint: Checkpoint, attributor: str = "single_pass", reference=None) -> dict:
-        """Accuracy and agreement with the target on the test split, and the per-image fidelity of
-        ``attributor`` on ``checkpoint`` (against ``reference``, else the model's own reference)."""
+    @functools.cached_property
+    def val_images(self):
+        """The unlabelled target val images the λ search of every variant uses."""
+        study = self.run.study
+        return self.target.split_images(study.target, "val", study.lambda_images)
+
+    def accuracy(self, checkpoint: Checkpoint) -> dict:
+        """Accuracy, and agreement with the target, on the test split."""
+        study = self.run.study
+        row = evaluate_checkpoint(checkpoint, study.target, reference=self.target, size=study.eval_size)
+        return {"accuracy": row.accuracy, "agreement": row.agreement}
+
+    def measured(self, checkpoint: Checkpoint) -> dict:
+        """Accuracy, agreement and the per-image fidelity of ``checkpoint``'s single pass against its own
+        reference Shapley values."""
         model = SelfExplainingViT(
             checkpoint.model, checkpoint.meta.class_names, readout_of(checkpoint)
         ).eval()
-        study = self.run.study
-        row = evaluate_checkpoint(checkpoint, study.target, reference=self.target, size=study.eval_size)
-        reference = reference_of(model, self.batch, self.suite) if reference is None else reference
-        return {
-            "accuracy": row.accuracy,
-            "agreement": row.agreement,
-            "per_image": per_image(model, self.batch, reference, attributor),
-        }
+        reference = reference_values(model, self.batch, self.suite).values
+        return {**self.accuracy(checkpoint), "per_image": per_image(model, self.batch, reference)}
 
     def baselines(self, save) -> None:
-        """λ = 0 (the target's head on its patch tokens) and the study's baselines on the target."""
+        """λ = 0 (the target's head on its patch tokens) and the study's baselines, all explaining the
+        target and scored against its one reference."""
         missing = [r for r in ["lambda0", *self.run.study.baselines] if r not in self.rows]
         if not missing:
             return
-        model = SelfExplainingViT(self.target.model, self.target.meta.class_names, "logit").eval()
-        reference = reference_of(model, self.batch, self.suite)
-        first = self.measured(
-            self.target, "single_pass" if missing[0] == "lambda0" else missing[0], reference
-        )
-        self.rows[missing[0]] = first
-        save()
-        for name in missing[1:]:
+        model = SelfExplainingViT(
+            self.target.model, self.target.meta.class_names, readout_of(self.target)
+        ).eval()
+        reference = reference_values(model, self.batch, self.suite).values
+        accuracy = self.accuracy(self.target)
+        for name in missing:
             attributor = "single_pass" if name == "lambda0" else name
-            self.rows[name] = {**first, "per_image": per_image(model, self.batch, reference, attributor)}
+            self.rows[name] = {**accuracy, "per_image": per_image(model, self.batch, reference, attributor)}
             save()
 
     def oracle(self, save) -> None:
@@ -240,10 +246,8 @@ class Cell:
 
     def variant(self, variant: Variant, save) -> None:
         """τ of ``variant`` transferred with the label-free λ search, measured like every other row."""
-        study = self.run.study
         tau, cost = self.run.tau(self.base, variant)
-        val_images = self.target.split_images(study.target, "val", study.lambda_images)
-        edited = apply_vector(self.target, tau, "auto", data=val_images)
+        edited = apply_vector(self.target, tau, "auto", data=self.val_images)
         self.rows[variant.name] = {
             **self.measured(edited),
             "lambda": edited.meta.explanation.lam,
