@@ -4,6 +4,7 @@ from importlib.metadata import version
 
 from explainvec.data import DOMAINS, ImageFolderDataset, Preprocess, SyntheticDataset, load_data
 from explainvec.data.export import export_domain
+from explainvec.data.fashion import FashionMNIST
 from explainvec.evaluation.attribution import PatchAttribution, explain_func
 from explainvec.evaluation.evaluate import suite_report
 from explainvec.evaluation.heatmaps import overlay
@@ -18,6 +19,7 @@ from explainvec.models.self_explaining import Explanation, SelfExplainingViT, lo
 from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
+from explainvec.study import Study, run_study, study_table
 from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
 from explainvec.transfer import apply_vector, choose_lambda, lambda_curve
 from explainvec.vectors import ExplainabilityVector, VectorEdit, train_shared_vector
@@ -32,12 +34,14 @@ __all__ = [
     "CheckpointMeta",
     "ExplainabilityVector",
     "Explanation",
+    "FashionMNIST",
     "ImageFolderDataset",
     "MaskedModelGame",
     "PatchAttribution",
     "PixelMaskedGame",
     "Preprocess",
     "SelfExplainingViT",
+    "Study",
     "SyntheticDataset",
     "TrainConfig",
     "VectorEdit",
@@ -62,7 +66,9 @@ __all__ = [
     "permutation_shapley",
     "pretrain",
     "readout_of",
+    "run_study",
     "save_checkpoint",
+    "study_table",
     "suite_report",
     "timm_base",
     "train_explainer",
