@@ -123,7 +123,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     same = load_checkpoint(edited).model.state_dict()
     target = load_checkpoint(models / "target_predict.safetensors").model.state_dict()
     assert all(torch.equal(same[n], target[n]) for n in target)
-    result = invoke("apply", *target_and_tau, "--lam", "auto", "--out", edited)
+    result = invoke("apply", *target_and_tau, "--lam", "auto", "--out", tmp_path / "no-data.safetensors")
     assert result.exit_code == 2 and "--data" in result.output
 
     # The shared recipe: one adapter-only τ trained on two source models; applying it keeps predictions.
@@ -157,12 +157,13 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
         1,
         "--out",
         edited,
+        "--overwrite",
     )
     assert result.exit_code == 0, result.output
     images = torch.randn(4, 3, 32, 32)
     target_model = load_checkpoint(models / "target_predict.safetensors").model
     assert torch.equal(load_checkpoint(edited).model(images), target_model(images))
-    result = invoke("vector", *sources, "--out", shared)
+    result = invoke("vector", *sources, "--out", tmp_path / "no-base.safetensors")
     assert result.exit_code == 2 and "--base" in result.output
 
 
