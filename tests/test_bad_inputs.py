@@ -183,14 +183,9 @@ CASES = {
         write("other/notes.txt", b"mine"),
     ),
     "pretrain --out exists": Case(lambda d: ["pretrain", "--out", d / E], f"{{d}}/{E} exists"),
-    "import --out exists": pytest.param(
-        Case(
-            lambda d: ["import", "timm:vit_tiny_patch16_224", "--weights", d / M, "--out", d / E],
-            f"--out {{d}}/{E} exists",
-        ),
-        marks=pytest.mark.xfail(
-            strict=True, reason="cli/import_base.py does not call check_checkpoint_output"
-        ),
+    "import --out exists": Case(
+        lambda d: ["import", "timm:vit_tiny_patch16_224", "--weights", d / M, "--out", d / E],
+        f"--out {{d}}/{E} exists",
     ),
     # 2. outputs are finite before they are written or reported
     "apply --lam 1e30": Case(

@@ -259,5 +259,6 @@ def test_import_command_builds_the_head_from_the_data_class_names(tiny, tmp_path
         torch.testing.assert_close(
             checkpoint.model(x), open_clip_logits(tiny["clip"], x, list(GEO)), atol=1e-4, rtol=1e-4
         )
-    missing = CliRunner().invoke(app, ["import", f"clip:{tiny['config']}", "--out", str(out)])
+    fresh = str(out.with_name("no-classes.safetensors"))
+    missing = CliRunner().invoke(app, ["import", f"clip:{tiny['config']}", "--out", fresh])
     assert missing.exit_code == 2 and "--classes" in missing.output

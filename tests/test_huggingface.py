@@ -172,5 +172,5 @@ def test_a_clip_folder_imports_through_the_cli_with_the_data_class_names(folders
     result = invoke("import", f"hf:{folders['clip_folder']}", "--classes", "synthetic:geo", "--out", out)
     assert result.exit_code == 0, result.output
     assert load_checkpoint(out).meta.class_names == GEO_NAMES
-    result = invoke("import", f"hf:{folders['clip_folder']}", "--out", out)
+    result = invoke("import", f"hf:{folders['clip_folder']}", "--out", tmp_path / "no-classes.safetensors")
     assert result.exit_code == 2 and "--classes" in result.output

@@ -10,7 +10,7 @@ import typer
 from explainvec.cli.app import app, console, handle_errors
 from explainvec.data.sources import data_class_names
 from explainvec.models.backbones import TIMM_PREFIX, timm_base
-from explainvec.models.checkpoint import save_checkpoint
+from explainvec.models.checkpoint import check_checkpoint_output, save_checkpoint
 from explainvec.models.clip import clip_base
 from explainvec.models.huggingface import HF_PREFIX, hf_base
 
@@ -39,9 +39,11 @@ def import_command(
     allow_download: bool = typer.Option(
         False, help="timm without --weights: fetch the pretrained weights from the Hugging Face Hub."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
 ) -> None:
     """Turn a pretrained timm or Hugging Face ViT, or a CLIP image tower with a zero-shot head, into a base
     checkpoint that train, vector and apply take as --base."""
+    check_checkpoint_output(out, inputs=(weights,), overwrite=overwrite)
     if spec.startswith(HF_PREFIX):
         if weights is not None or img_size is not None:
             raise ValueError(
