@@ -66,7 +66,8 @@ def small_vit(**overrides):
     architecture = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)
     model = build_vit({**architecture, **overrides}).eval()
     if has_adapter(model):  # a random adapter: it must not reach the class token
-        torch.nn.init.normal_(model.explain_adapter.weight)
+        for parameter in model.explain_adapter.parameters():
+            torch.nn.init.normal_(parameter)
     return model
 
 
@@ -75,6 +76,7 @@ VARIANTS = {
     "registers": {"reg_tokens": 2},
     "registers, no class position": {"reg_tokens": 2, "no_embed_class": True},
     "adapter": {"explain_adapter": True},
+    "attention adapter": {"explain_adapter": "attention"},
     "layer scale": {"init_values": 0.5},
 }
 

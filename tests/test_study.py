@@ -27,7 +27,19 @@ TINY = {
     "exact_reference": False,
     "baselines": ["rollout"],
     "oracle_recipe": "default",
-    "variants": [{"name": "default", "epochs": 1, "coalitions": 4}],
+    "variants": [
+        {"name": "default", "epochs": 1, "coalitions": 4},
+        {
+            "name": "attention",
+            "recipe": "shared",
+            "adapter": "attention",
+            "backbone": False,
+            "with_base": True,
+            "epochs": 1,
+            "coalitions": 4,
+        },
+    ],
+    "distances": [{"lr": 1e-3, "epochs": 1}],
 }
 
 
@@ -55,7 +67,9 @@ def test_every_cell_holds_every_row_on_the_same_images(results):
     results, runs = results
     assert sorted(results["cells"]) == ["b0-s0", "b0-s1", "b1-s0", "b1-s1"]
     for name, cell in results["cells"].items():
-        expected = {"lambda0", "rollout", "default"} | ({"oracle"} if name.endswith("s0") else set())
+        expected = {"lambda0", "rollout", "default", "attention"} | (
+            {"oracle"} if name.endswith("s0") else set()
+        )
         assert set(cell) == expected
         for row in cell.values():
             assert len(row["per_image"]["pearson"]) == TINY["fidelity_images"]
@@ -86,7 +100,7 @@ def test_paired_difference_is_the_mean_of_per_image_differences(results):
     assert diff.mean == pytest.approx(by_hand)
     assert diff.low <= diff.mean <= diff.high
     table = study_table(results)
-    assert table.count("\n") == 1 + 4 and "| default |" in table and "Δ ins − del vs rollout" in table
+    assert table.count("\n") == 1 + 5 and "| default |" in table and "Δ ins − del vs rollout" in table
 
 
 def test_a_rerun_trains_nothing_and_keeps_the_results(results, monkeypatch):
@@ -112,3 +126,31 @@ def test_the_cli_prints_the_table_and_refuses_a_bad_config(results, tmp_path):
     config.write_text(json.dumps({**TINY, "bases": []}))
     refused = CliRunner().invoke(app, ["study", str(config), "--runs", str(runs)])
     assert refused.exit_code == 2 and "bases" in refused.output
+
+
+def test_attention_adapter_rows_keep_every_prediction(results):
+    results, _ = results
+    for cell in results["cells"].values():
+        assert cell["attention"]["agreement"] == 1.0
+        assert cell["attention"]["accuracy"] == cell["lambda0"]["accuracy"]
+
+
+def test_distance_curve_measures_every_row_on_each_base_and_draws_the_figures(results):
+    from explainvec.study import study_figures
+
+    results, runs = results
+    by_base = results["distances"]["lr0.001-e1"]
+    assert sorted(by_base) == ["b0", "b1"]
+    for rows in by_base.values():
+        assert set(rows) == {"lambda0", "rollout", "default", "attention"}
+        for row in rows.values():
+            assert len(row["insertion_minus_deletion"]) == TINY["fidelity_images"]
+            np.testing.assert_allclose(
+                row["insertion_minus_deletion"], np.subtract(row["insertion_auc"], row["deletion_auc"])
+            )
+    # the distance target is another model than the study's target: λ = 0 scores differ
+    cell = results["cells"]["b0-s0"]["lambda0"]["per_image"]["insertion_minus_deletion"]
+    assert by_base["b0"]["lambda0"]["insertion_minus_deletion"] != cell
+    figures = study_figures(results, runs / "tiny")
+    assert [f.name for f in figures] == ["tiny-lambda.png", "tiny-distance.png"]
+    assert all(f.stat().st_size > 1000 for f in figures)

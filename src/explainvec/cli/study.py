@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
 from explainvec.models.records import one_error
-from explainvec.study import Study, run_study, study_table
+from explainvec.study import Study, run_study, study_figures, study_table
 
 
 @app.command("study")
@@ -22,7 +22,8 @@ def study_command(
     table: bool = typer.Option(False, help="Only print the table of the finished cells."),
 ) -> None:
     """Compare recipes of τ paired over bases and target seeds, beside λ = 0, rollout, integrated
-    gradients, Kernel SHAP-150 and the oracle; results in RUNS/<config name>.json."""
+    gradients, Kernel SHAP-150 and the oracle; results in RUNS/<config name>.json, its figures (λ curves, transfer against fine-tuning distance)
+    beside it."""
     try:
         study = Study.model_validate_json(config.read_text())
     except ValidationError as error:
@@ -31,9 +32,11 @@ def study_command(
     if table:
         if not results_path.is_file():
             raise FileNotFoundError(f"no results for {config} in {runs} (run the study first)")
-        print(study_table(json.loads(results_path.read_text())))
-        return
-    with progress_bar() as progress:
-        results = run_study(study, runs, name=config.stem, progress=progress, only=only or None)
-    console.print(f"wrote {results_path}")
+        results = json.loads(results_path.read_text())
+    else:
+        with progress_bar() as progress:
+            results = run_study(study, runs, name=config.stem, progress=progress, only=only or None)
+        console.print(f"wrote {results_path}")
+    for figure in study_figures(results, runs / config.stem):
+        console.print(f"wrote {figure}")
     print(study_table(results))

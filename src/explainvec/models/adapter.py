@@ -1,29 +1,64 @@
-"""The class-agnostic explanation adapter: a linear ``D → D`` map on final patch tokens only.
+"""The class-agnostic explanation adapter on final patch tokens; the prediction never passes through it.
 
-The prediction never passes through it (the class token does not), so a model with an adapter predicts
-exactly as without; the map reads ``head(adapter(h_j))``. It starts as the identity, so a model without
-one behaves as a model with an identity adapter, and its parameters travel inside τ like any other.
+Two kinds, both the identity at start, both carried inside τ like any other parameter:
+
+- ``linear``: a ``D → D`` map on each final-norm patch token (initialised to the identity matrix).
+- ``attention``: one pre-norm transformer block over all final-norm tokens (class token included, so
+  a patch's explanation can depend on the others and on what the model predicts), whose output
+  projections start at zero, so it adds nothing until trained; its other weights start from a fixed
+  seed, so every model's identity adapter is the same and τ's entries are relative to it.
+
+The class token's output is never read, so a model with an adapter predicts exactly as without; the map
+reads ``head(adapter(h)_j)``.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
 ADAPTER = "explain_adapter"
+AdapterKind = Literal["linear", "attention"]
+ATTENTION_SEED = 0
 
 
-def add_adapter(model: VisionTransformer) -> VisionTransformer:
-    """Give ``model`` an identity adapter in place (if it has none); returns ``model``."""
+class AttentionAdapter(nn.Module):
+    """One transformer block over ``[B, T, D]`` final tokens, residual and zero-initialised."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ATTENTION_SEED)
+            self.block = Block(dim, num_heads, mlp_ratio=2.0, qkv_bias=True)
+        for projection in (self.block.attn.proj, self.block.mlp.fc2):
+            nn.init.zeros_(projection.weight)
+            nn.init.zeros_(projection.bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.block(tokens)
+
+
+def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
+    dim = model.embed_dim
+    if kind == "attention":
+        return AttentionAdapter(dim, model.blocks[-1].attn.num_heads)
+    if kind != "linear":
+        raise ValueError(f"unknown adapter kind {kind!r}: 'linear' or 'attention'")
+    adapter = nn.Linear(dim, dim)
+    with torch.no_grad():
+        adapter.weight.copy_(torch.eye(dim))
+        adapter.bias.zero_()
+    return adapter
+
+
+def add_adapter(model: VisionTransformer, kind: AdapterKind = "linear") -> VisionTransformer:
+    """Give ``model`` an identity adapter of ``kind`` in place (if it has none); returns ``model``."""
     if not has_adapter(model):
-        dim = model.embed_dim
-        adapter = nn.Linear(dim, dim)
-        with torch.no_grad():
-            adapter.weight.copy_(torch.eye(dim))
-            adapter.bias.zero_()
         reference = next(model.parameters())
-        setattr(model, ADAPTER, adapter.to(device=reference.device, dtype=reference.dtype))
+        setattr(model, ADAPTER, _new_adapter(model, kind).to(device=reference.device, dtype=reference.dtype))
     return model
 
 
@@ -31,13 +66,50 @@ def has_adapter(model: VisionTransformer) -> bool:
     return isinstance(getattr(model, ADAPTER, None), nn.Module)
 
 
-def identity_adapter_parameters(model: VisionTransformer) -> dict[str, torch.Tensor]:
-    """Parameters of an identity adapter on ``model``: what τ's adapter entries are relative to."""
-    dim = model.embed_dim
-    return {f"{ADAPTER}.weight": torch.eye(dim), f"{ADAPTER}.bias": torch.zeros(dim)}
+def adapter_kind(model: VisionTransformer) -> AdapterKind | None:
+    """The kind of ``model``'s adapter, or ``None`` without one."""
+    if not has_adapter(model):
+        return None
+    return "attention" if isinstance(getattr(model, ADAPTER), AttentionAdapter) else "linear"
+
+
+def adapter_field(model: VisionTransformer) -> bool | AdapterKind:
+    """The architecture field ``explain_adapter`` of ``model``: ``False``, ``True`` (linear, as files
+    before the attention kind say) or ``"attention"``."""
+    kind = adapter_kind(model)
+    return kind == "linear" if kind != "attention" else kind
+
+
+def kind_of(field: bool | str | None) -> AdapterKind | None:
+    """The adapter kind a record's ``explain_adapter`` / ``adapter`` field names (``True``: linear)."""
+    if not field:
+        return None
+    return "attention" if field == "attention" else "linear"
+
+
+def kind_of_names(names) -> AdapterKind | None:
+    """The adapter kind whose parameters ``names`` (τ's tensor names) hold, or ``None``."""
+    adapter = [n for n in names if n.startswith(ADAPTER + ".")]
+    if not adapter:
+        return None
+    return "attention" if any(n.startswith(f"{ADAPTER}.block.") for n in adapter) else "linear"
+
+
+def identity_adapter_parameters(
+    model: VisionTransformer, kind: AdapterKind = "linear"
+) -> dict[str, torch.Tensor]:
+    """Parameters of an identity adapter of ``kind`` on ``model``: what τ's adapter entries are relative
+    to."""
+    adapter = _new_adapter(model, kind)
+    return {f"{ADAPTER}.{n}": p.detach() for n, p in adapter.named_parameters()}
 
 
 def adapted_patches(model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
     """Final-norm patch tokens ``[B, P, D]`` of ``tokens [B, T, D]``, through the adapter if there is one."""
-    patches = tokens[:, model.num_prefix_tokens :]
-    return getattr(model, ADAPTER)(patches) if has_adapter(model) else patches
+    prefix = model.num_prefix_tokens
+    if not has_adapter(model):
+        return tokens[:, prefix:]
+    adapter = getattr(model, ADAPTER)
+    if isinstance(adapter, AttentionAdapter):
+        return adapter(tokens)[:, prefix:]
+    return adapter(tokens[:, prefix:])

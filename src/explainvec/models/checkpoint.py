@@ -29,7 +29,7 @@ from explainvec.io import (
     require_finite,
     tensor_writer,
 )
-from explainvec.models.adapter import has_adapter
+from explainvec.models.adapter import adapter_field, kind_of
 from explainvec.models.records import Architecture, ExplanationRecord, Record, TrainingRecord, one_error
 from explainvec.models.vit import build_vit, image_size, patch_size
 from explainvec.vocabulary import CheckpointKind
@@ -206,9 +206,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         raise OutputError(f"checkpoint path {path} should end in .safetensors")
     if meta.class_names and len(meta.class_names) != model.num_classes:
         raise ValueError(f"{len(meta.class_names)} class names for a model with {model.num_classes} outputs")
-    if has_adapter(model) != bool(meta.architecture.get("explain_adapter")):
+    if kind_of(adapter_field(model)) != kind_of(meta.architecture.get("explain_adapter")):
         meta = meta.model_copy(
-            update={"architecture": {**meta.architecture, "explain_adapter": has_adapter(model)}}
+            update={"architecture": {**meta.architecture, "explain_adapter": adapter_field(model)}}
         )
     state = model.state_dict()
     require_finite(path, state)  # NaN or Inf in the weights is named before the outputs are tried

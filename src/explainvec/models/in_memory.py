@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 
 from explainvec.data.preprocess import Preprocess
 from explainvec.errors import ExplainvecError
-from explainvec.models.adapter import has_adapter
+from explainvec.models.adapter import adapter_field
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint
 from explainvec.models.fingerprint import fingerprint
 from explainvec.models.huggingface import hf_checkpoint
@@ -38,7 +38,7 @@ def timm_architecture(model: VisionTransformer) -> dict:
 def rebuilt(model: VisionTransformer, architecture: dict) -> VisionTransformer:
     """``model``'s weights in the ViT that ``architecture`` builds (what a saved checkpoint reloads as),
     refused unless it computes what ``model`` computes."""
-    architecture = {**architecture, "explain_adapter": has_adapter(model)}
+    architecture = {**architecture, "explain_adapter": adapter_field(model)}
     try:
         copy = build_vit(architecture).eval()
         copy.load_state_dict(model.state_dict())

@@ -9,7 +9,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from explainvec.models.adapter import add_adapter
+from explainvec.models.adapter import add_adapter, kind_of
 
 GRID_PRESETS: dict[str, dict] = {
     "4x4": {"img_size": 32, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3},
@@ -25,8 +25,9 @@ def build_vit(architecture: dict) -> VisionTransformer:
     """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar).
 
     ``{"timm_model": "<name>", **overrides}`` builds a named timm model (random weights, never a
-    download); any other dict is passed to ``VisionTransformer``. ``explain_adapter: true`` adds the
-    explanation adapter; ``norm_eps`` sets the LayerNorms' epsilon (timm's default: 1e-6).
+    download); any other dict is passed to ``VisionTransformer``. ``explain_adapter: true`` (or
+    ``"attention"``) adds the explanation adapter; ``norm_eps`` sets the LayerNorms' epsilon (timm's
+    default: 1e-6).
     """
     kwargs = dict(architecture)
     adapter = kwargs.pop("explain_adapter", False)
@@ -38,7 +39,7 @@ def build_vit(architecture: dict) -> VisionTransformer:
     else:
         model = timm.create_model(name, pretrained=False, **kwargs)
     require_class_token(model, str(architecture))
-    return add_adapter(model) if adapter else model
+    return add_adapter(model, kind_of(adapter)) if adapter else model
 
 
 def require_class_token(model: torch.nn.Module, name: str) -> None:

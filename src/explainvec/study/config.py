@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from explainvec.models.adapter import AdapterKind
 from explainvec.training.pretrain import PRETRAIN_DATA
 from explainvec.vocabulary import Init, Supervision
 
@@ -20,8 +21,12 @@ class Variant(BaseModel):
     """``difference``: τ = SEM − predict per source, summed; ``shared``: one τ trained on all sources."""
     sources: list[str] | None = None
     """Source domains (default: the study's ``source``)."""
-    adapter: bool = False
-    """Add the class-agnostic explanation adapter (its parameters travel in τ)."""
+    source_seeds: list[int] = Field(default=[0], min_length=1)
+    """``shared`` recipe: fine-tuning seeds of each source's prediction model (one model per seed)."""
+    with_base: bool = False
+    """``shared`` recipe: the base itself is one more source model (on its pretraining data)."""
+    adapter: bool | AdapterKind = False
+    """Add the class-agnostic explanation adapter (``True``: linear, or a kind; it travels in τ)."""
     backbone: bool = True
     """``shared`` recipe: train τ on the backbone too (else the adapter alone)."""
     supervision: Supervision = "embedding"
@@ -35,6 +40,15 @@ class Variant(BaseModel):
     keep_min: float = 1.0
     blocks: list[str] | None = None
     """Keep τ only on these groups (``blocks.3``, ``norm`` …); all when omitted."""
+
+
+class Distance(BaseModel):
+    """One target fine-tune further from or nearer to the base: its learning rate and epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(gt=0)
+    epochs: int = Field(ge=1)
 
 
 class Study(BaseModel):
@@ -68,3 +82,6 @@ class Study(BaseModel):
         default=None, description="variant trained on the target itself as the oracle (first target seed)"
     )
     variants: list[Variant] = Field(min_length=1)
+    distances: list[Distance] = []
+    """Target fine-tunes at other distances from the base (first target seed, every base): insertion −
+    deletion of every variant, λ = 0 and rollout on each, for the curve of transfer against distance."""

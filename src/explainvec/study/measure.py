@@ -14,11 +14,14 @@ PER_IMAGE = ("pearson", "insertion_auc", "deletion_auc", "insertion_minus_deleti
 
 
 def per_image(
-    model: SelfExplainingViT, batch: Batch, reference: torch.Tensor, attributor: str = "single_pass"
+    model: SelfExplainingViT,
+    batch: Batch,
+    reference: torch.Tensor | None,
+    attributor: str = "single_pass",
 ) -> dict[str, list[float]]:
     """The map of ``attributor`` on ``model`` for each image's predicted class, scored against
-    ``reference`` (the same model's Shapley values ``[B, P, C]``) and by insertion/deletion under
-    attention masking."""
+    ``reference`` (the same model's Shapley values ``[B, P, C]``; no Pearson without one) and by
+    insertion/deletion under attention masking."""
     with torch.no_grad():
         out = model(batch.images)
     maps = get_attributor(attributor)(model, batch.images, out).detach()
@@ -26,9 +29,10 @@ def per_image(
     own = of_class(maps, predicted)
     insertion, deletion = m.insertion_deletion_auc(MaskedModelGame(model.vit, batch.images), own, predicted)
     values = {
-        "pearson": m.pearson(own, of_class(reference, predicted)),
         "insertion_auc": insertion,
         "deletion_auc": deletion,
         "insertion_minus_deletion": insertion - deletion,
     }
-    return {name: values[name].tolist() for name in PER_IMAGE}
+    if reference is not None:
+        values["pearson"] = m.pearson(own, of_class(reference, predicted))
+    return {name: values[name].tolist() for name in PER_IMAGE if name in values}

@@ -20,6 +20,7 @@ from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.models.vit import num_patches
 from explainvec.progress import SILENT, Tracker
 from explainvec.study.config import Study, Variant
+from explainvec.study.distance import measure_distances
 from explainvec.study.measure import per_image
 from explainvec.study.store import ModelStore
 from explainvec.training.base_cache import cached_base
@@ -59,13 +60,14 @@ class StudyRun:
         path = cached_base(self.study.grid, config, data=self.study.pretrain_data, progress=self.progress)
         return load_checkpoint(path)
 
-    def predict_key(self, base: Checkpoint, data: str, seed: int = 0) -> dict:
-        config = self.predict_config.model_copy(update={"seed": seed})
+    def predict_key(self, base: Checkpoint, data: str, seed: int = 0, **update) -> dict:
+        config = self.predict_config.model_copy(update={"seed": seed, **update})
         return {"base": base.meta.base_fingerprint, "data": data, "config": config.model_dump()}
 
-    def predict(self, base: Checkpoint, data: str, seed: int = 0) -> Checkpoint:
-        config = self.predict_config.model_copy(update={"seed": seed})
-        key = self.predict_key(base, data, seed)
+    def predict(self, base: Checkpoint, data: str, seed: int = 0, **update) -> Checkpoint:
+        """The prediction fine-tune of ``data`` (``update``: other settings than the study's, e.g. lr)."""
+        config = self.predict_config.model_copy(update={"seed": seed, **update})
+        key = self.predict_key(base, data, seed, **update)
         return self.store.checkpoint(key, lambda: finetune(base, data, config, progress=self.progress))
 
     def explain_key(self, base: Checkpoint, variant: Variant, data: str, seed: int = 0) -> dict:
@@ -109,7 +111,8 @@ class StudyRun:
         training, or the shared τ's training) ÷ the seconds of one prediction fine-tune of the source."""
         sources = self.sources(variant)
         if variant.recipe == "shared":
-            predicts = [self.predict(base, s) for s in sources]
+            predicts = [self.predict(base, s, seed) for s in sources for seed in variant.source_seeds]
+            predicts += [base] if variant.with_base else []
             shared = variant.model_dump(exclude={"name", "blocks"})
             key = {
                 "base": base.meta.base_fingerprint,
@@ -182,6 +185,8 @@ def run_study(
                     cell.variant(variant, save)
             results["players"] = num_patches(cell.target.model)
             task.advance()
+    if study.distances:
+        measure_distances(run, results.setdefault("distances", {}), save)
     save()
     return results
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from explainvec.models.adapter import ADAPTER, add_adapter, has_adapter
+from explainvec.models.adapter import ADAPTER, add_adapter, has_adapter, kind_of_names
 
 Scale = float | Mapping[str, float]
 """One λ for every parameter, or a λ per block (``block_of`` names of blocks τ holds; missing blocks get
@@ -29,8 +29,8 @@ def add_scaled(model: VisionTransformer, tensors: Mapping[str, torch.Tensor], la
             raise ValueError(
                 f"per-block λ for {', '.join(unknown)}: the vector holds only {', '.join(sorted(blocks))}"
             )
-    if any(name.startswith(ADAPTER + ".") for name in tensors):
-        add_adapter(model)
+    if kind := kind_of_names(tensors):
+        add_adapter(model, kind)
     parameters = dict(model.named_parameters())
     with torch.no_grad():
         for name, delta in tensors.items():
@@ -54,7 +54,7 @@ class VectorEdit:
             n.startswith(ADAPTER + ".") for n in self.tensors
         )
         if self._added_adapter:
-            add_adapter(self.model)
+            add_adapter(self.model, kind_of_names(self.tensors))
         parameters = dict(self.model.named_parameters())
         self._originals = {name: parameters[name].detach().clone() for name in self.tensors}
         return self

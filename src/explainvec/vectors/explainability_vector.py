@@ -12,7 +12,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from explainvec.errors import FileFormatError
 from explainvec.io import read_header, read_tensors
-from explainvec.models.adapter import identity_adapter_parameters
+from explainvec.models.adapter import adapter_kind, identity_adapter_parameters, kind_of
 from explainvec.models.checkpoint import (
     Checkpoint,
     check_pair,
@@ -82,7 +82,8 @@ class ExplainabilityVector:
         if architecture_key(explain.meta.architecture) != architecture_key(predict.meta.architecture):
             raise ValueError("the two checkpoints have different architectures")
         a, b = backbone_parameters(explain.model), backbone_parameters(predict.model)
-        b = {**identity_adapter_parameters(predict.model), **b}  # a model without adapter has the identity
+        kind = adapter_kind(explain.model) or "linear"
+        b = {**identity_adapter_parameters(predict.model, kind), **b}  # without an adapter: the identity
         tensors = {name: (a[name] - b[name]).clone() for name in a}
         meta = VectorMeta.of_base(
             explain,
@@ -216,7 +217,8 @@ def vector_shapes(meta: VectorMeta, path: Path) -> tuple[dict[str, tuple[int, ..
     the sidecar says it has one."""
     model = meta_model(meta.architecture, path)
     backbone = {name: tuple(t.shape) for name, t in backbone_parameters(model).items()}
-    adapter = {name: tuple(t.shape) for name, t in identity_adapter_parameters(model).items()}
+    kind = kind_of(meta.explanation.adapter) or "linear"
+    adapter = {name: tuple(t.shape) for name, t in identity_adapter_parameters(model, kind).items()}
     required = set() if meta.explanation.backbone is False else set(backbone)
     if meta.explanation.adapter:
         required |= set(adapter)
