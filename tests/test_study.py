@@ -30,9 +30,9 @@ TINY = {
     "variants": [
         {"name": "default", "epochs": 1, "coalitions": 4},
         {
-            "name": "attention",
+            "name": "contributions",
             "recipe": "shared",
-            "adapter": "attention",
+            "adapter": "contributions",
             "backbone": False,
             "with_base": True,
             "epochs": 1,
@@ -67,7 +67,7 @@ def test_every_cell_holds_every_row_on_the_same_images(results):
     results, runs = results
     assert sorted(results["cells"]) == ["b0-s0", "b0-s1", "b1-s0", "b1-s1"]
     for name, cell in results["cells"].items():
-        expected = {"lambda0", "rollout", "default", "attention"} | (
+        expected = {"lambda0", "rollout", "default", "contributions"} | (
             {"oracle"} if name.endswith("s0") else set()
         )
         assert set(cell) == expected
@@ -128,11 +128,11 @@ def test_the_cli_prints_the_table_and_refuses_a_bad_config(results, tmp_path):
     assert refused.exit_code == 2 and "bases" in refused.output
 
 
-def test_attention_adapter_rows_keep_every_prediction(results):
+def test_adapter_rows_keep_every_prediction(results):
     results, _ = results
     for cell in results["cells"].values():
-        assert cell["attention"]["agreement"] == 1.0
-        assert cell["attention"]["accuracy"] == cell["lambda0"]["accuracy"]
+        assert cell["contributions"]["agreement"] == 1.0
+        assert cell["contributions"]["accuracy"] == cell["lambda0"]["accuracy"]
 
 
 def test_distance_curve_measures_every_row_on_each_base_and_draws_the_figures(results):
@@ -142,7 +142,7 @@ def test_distance_curve_measures_every_row_on_each_base_and_draws_the_figures(re
     by_base = results["distances"]["lr0.001-e1"]
     assert sorted(by_base) == ["b0", "b1"]
     for rows in by_base.values():
-        assert set(rows) == {"lambda0", "rollout", "default", "attention"}
+        assert set(rows) == {"lambda0", "rollout", "default", "contributions"}
         for row in rows.values():
             assert len(row["insertion_minus_deletion"]) == TINY["fidelity_images"]
             np.testing.assert_allclose(
@@ -154,3 +154,35 @@ def test_distance_curve_measures_every_row_on_each_base_and_draws_the_figures(re
     figures = study_figures(results, runs / "tiny")
     assert [f.name for f in figures] == ["tiny-lambda.png", "tiny-distance.png"]
     assert all(f.stat().st_size > 1000 for f in figures)
+
+
+def test_a_cell_shares_a_reference_only_between_models_with_the_same_game(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from explainvec.models.adapter import add_adapter
+    from explainvec.models.self_explaining import SelfExplainingViT
+    from explainvec.study.run import Cell
+    from tiny import make_checkpoint
+
+    calls = []
+
+    def reference_values(model, batch, suite):
+        calls.append(model)
+        return SimpleNamespace(values=torch.full((1,), float(len(calls))))
+
+    monkeypatch.setattr("explainvec.study.run.reference_values", reference_values)
+    cell = Cell.__new__(Cell)
+    cell._references, cell.batch, cell.suite = {}, None, None
+    vit = make_checkpoint().model
+    model = SelfExplainingViT(vit, ["a", "b", "c"], "logit")
+    first = cell.reference(model)
+    add_adapter(vit, "attention")
+    with torch.no_grad():
+        vit.explain_adapter.block.attn.proj.weight.add_(1.0)
+    assert cell.reference(model) is first  # the adapter never reaches the class token: same game
+    assert cell.reference(SelfExplainingViT(vit, ["a", "b", "c"], "probability")) is not first
+    with torch.no_grad():
+        vit.blocks[0].mlp.fc1.bias.add_(1.0)
+    assert cell.reference(model) is not first and len(calls) == 3

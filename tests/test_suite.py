@@ -74,6 +74,35 @@ def test_rollout_of_one_block_is_half_the_class_token_attention():
     torch.testing.assert_close(maps, expected[:, :, None].expand(2, 9, 3), atol=1e-6, rtol=0)
 
 
+@torch.no_grad()
+def test_direct_attribution_adds_up_to_the_logits_of_a_model_without_mlps():
+    """Without MLPs, the class token's final residual is its embedding plus what every token sends it
+    through attention in each block; the final norm is linear once its scale is fixed, so the patches'
+    maps plus the class token's own share, the norm's shift and the head's bias give the logits exactly."""
+    from explainvec.models.contributions import block_contributions, captured_attention
+
+    torch.manual_seed(3)
+    vit = build_vit(
+        {"img_size": 24, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2, "num_classes": 3}
+    ).eval()
+    for block in vit.blocks:
+        torch.nn.init.zeros_(block.mlp.fc2.weight)
+        torch.nn.init.zeros_(block.mlp.fc2.bias)
+    model = SelfExplainingViT(vit, ["a", "b", "c"], "logit")
+    images = torch.randn(2, 3, 24, 24)
+    with captured_attention(vit) as captured:
+        vit.forward_features(images)
+    contributions, residual = block_contributions(vit, captured).sum(2), captured["residual"][:, 0]
+    own = embed(vit, images)[:, 0] + sum(block.attn.proj.bias for block in vit.blocks)
+    torch.testing.assert_close(residual, own + contributions.sum(1), atol=1e-5, rtol=0)
+    maps = get_attributor("direct_attribution")(model, images, model(images))
+    assert maps.shape == (2, 9, 3)
+    sigma = (residual.var(-1, unbiased=False)[:, None] + vit.norm.eps).sqrt()
+    rest = own + contributions[:, 0]
+    rest = (rest - rest.mean(-1, keepdim=True)) / sigma * vit.norm.weight + vit.norm.bias
+    torch.testing.assert_close(maps.sum(1) + vit.head(rest), vit(images), atol=1e-4, rtol=0)
+
+
 def test_suite_ranks_kernel_shap_above_random(model, batch):
     config = SuiteConfig(reference_budget=256, resamples=100, budgets=[8, 32])
     methods = [Method(n, model, get_attributor(n), 1) for n in ("kernelshap150", "random", "rollout")]

@@ -2,7 +2,8 @@
 
 ``ATTRIBUTORS`` maps a name to a factory, so the evaluation suite and the CLI select them by name:
 ``single_pass`` (the model's own map; on an unedited model this is λ = 0), ``kernelshap<N>`` (Kernel SHAP
-with N evaluations), ``random``, ``rollout`` (attention rollout) and ``integrated_gradients`` (captum's
+with N evaluations), ``random``, ``rollout`` (attention rollout), ``direct_attribution`` (each patch's direct
+contribution to the logits through attention, summed over blocks) and ``integrated_gradients`` (captum's
 layer integrated gradients on the patch embedding). Model-level baselines (the oracle, a norm-matched
 random vector) are other models explained by ``single_pass``; see :func:`random_vector_like`.
 """
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import torch
 from captum.attr import LayerIntegratedGradients
 
+from explainvec.models.contributions import contributions_of
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
@@ -76,6 +78,16 @@ def attention_rollout(model: SelfExplainingViT, images: torch.Tensor, out: Expla
     return patches[:, :, None].expand(-1, -1, out.logits.shape[-1]).clone()
 
 
+@torch.no_grad()
+def direct_attribution(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
+    """Each patch's direct contribution to the logits: what it sends the class token through attention in
+    every block (:func:`explainvec.models.contributions.contributions_of`), summed over blocks and read
+    by the head. One forward pass, no training, any ViT: a map a user can have for free."""
+    vit = model.vit
+    contributions = contributions_of(vit, images).sum(2)
+    return (contributions @ vit.head.weight.T)[:, vit.num_prefix_tokens :]
+
+
 def integrated_gradients(steps: int = 16) -> Attributor:
     """captum's ``LayerIntegratedGradients`` of each class logit at the patch-embedding output (from the
     all-zero, i.e. dataset-mean, image), summed over channels: one score per patch and class."""
@@ -116,6 +128,7 @@ ATTRIBUTORS: dict[str, Callable[[], Attributor]] = {
     "random": random_attributor,
     "rollout": lambda: attention_rollout,
     "integrated_gradients": integrated_gradients,
+    "direct_attribution": lambda: direct_attribution,
 }
 """Attributors selectable by name."""
 

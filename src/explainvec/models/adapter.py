@@ -1,12 +1,15 @@
 """The class-agnostic explanation adapter on final patch tokens; the prediction never passes through it.
 
-Two kinds, both the identity at start, both carried inside τ like any other parameter:
+Three kinds, carried inside τ like any other parameter:
 
 - ``linear``: a ``D → D`` map on each final-norm patch token (initialised to the identity matrix).
 - ``attention``: one pre-norm transformer block over all final-norm tokens (class token included, so
   a patch's explanation can depend on the others and on what the model predicts), whose output
   projections start at zero, so it adds nothing until trained; its other weights start from a fixed
   seed, so every model's identity adapter is the same and τ's entries are relative to it.
+- ``contributions``: a linear map of what each patch sends the class token through attention in every
+  block (:mod:`explainvec.models.contributions`, ``[L·D] → D``), initialised to their sum, the
+  training-free direct attribution; τ learns what the direct path misses.
 
 The class token's output is never read, so a model with an adapter predicts exactly as without; the map
 reads ``head(adapter(h)_j)``.
@@ -14,6 +17,7 @@ reads ``head(adapter(h)_j)``.
 
 from __future__ import annotations
 
+import weakref
 from typing import Literal
 
 import torch
@@ -21,7 +25,7 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
 ADAPTER = "explain_adapter"
-AdapterKind = Literal["linear", "attention"]
+AdapterKind = Literal["linear", "attention", "contributions"]
 ATTENTION_SEED = 0
 
 
@@ -41,12 +45,44 @@ class AttentionAdapter(nn.Module):
         return self.block(tokens)
 
 
+class ContributionAdapter(nn.Module):
+    """Per-block linearised contributions of each patch ``[B, P, L, D]`` → ``[B, P, D]``; their sum at
+    start."""
+
+    def __init__(self, dim: int, depth: int) -> None:
+        super().__init__()
+        self.mix = nn.Linear(depth * dim, dim)
+        with torch.no_grad():
+            self.mix.weight.copy_(torch.eye(dim).repeat(1, depth))
+            self.mix.bias.zero_()
+
+    def forward(self, contributions: torch.Tensor) -> torch.Tensor:
+        return self.mix(contributions.flatten(2))
+
+
+_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Contributions of the last full-image forward pass of a model with a ``contributions`` adapter, kept by
+``masked_tokens`` until the map reads them (outside the module's state, so copies and files never see
+them)."""
+
+
+def keep_contributions(model: VisionTransformer, contributions: torch.Tensor) -> None:
+    """Hand the contributions of this forward pass to ``model``'s ``contributions`` adapter."""
+    _PENDING[getattr(model, ADAPTER)] = contributions
+
+
+def needs_contributions(model: VisionTransformer) -> bool:
+    return adapter_kind(model) == "contributions"
+
+
 def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
     dim = model.embed_dim
+    if kind == "contributions":
+        return ContributionAdapter(dim, len(model.blocks))
     if kind == "attention":
         return AttentionAdapter(dim, model.blocks[-1].attn.num_heads)
     if kind != "linear":
-        raise ValueError(f"unknown adapter kind {kind!r}: 'linear' or 'attention'")
+        raise ValueError(f"unknown adapter kind {kind!r}: 'linear', 'attention' or 'contributions'")
     adapter = nn.Linear(dim, dim)
     with torch.no_grad():
         adapter.weight.copy_(torch.eye(dim))
@@ -70,21 +106,24 @@ def adapter_kind(model: VisionTransformer) -> AdapterKind | None:
     """The kind of ``model``'s adapter, or ``None`` without one."""
     if not has_adapter(model):
         return None
-    return "attention" if isinstance(getattr(model, ADAPTER), AttentionAdapter) else "linear"
+    adapter = getattr(model, ADAPTER)
+    if isinstance(adapter, ContributionAdapter):
+        return "contributions"
+    return "attention" if isinstance(adapter, AttentionAdapter) else "linear"
 
 
 def adapter_field(model: VisionTransformer) -> bool | AdapterKind:
     """The architecture field ``explain_adapter`` of ``model``: ``False``, ``True`` (linear, as files
     before the attention kind say) or ``"attention"``."""
     kind = adapter_kind(model)
-    return kind == "linear" if kind != "attention" else kind
+    return kind == "linear" if kind in (None, "linear") else kind
 
 
 def kind_of(field: bool | str | None) -> AdapterKind | None:
     """The adapter kind a record's ``explain_adapter`` / ``adapter`` field names (``True``: linear)."""
     if not field:
         return None
-    return "attention" if field == "attention" else "linear"
+    return "linear" if field is True else field
 
 
 def kind_of_names(names) -> AdapterKind | None:
@@ -92,6 +131,8 @@ def kind_of_names(names) -> AdapterKind | None:
     adapter = [n for n in names if n.startswith(ADAPTER + ".")]
     if not adapter:
         return None
+    if any(n.startswith(f"{ADAPTER}.mix.") for n in adapter):
+        return "contributions"
     return "attention" if any(n.startswith(f"{ADAPTER}.block.") for n in adapter) else "linear"
 
 
@@ -112,4 +153,11 @@ def adapted_patches(model: VisionTransformer, tokens: torch.Tensor) -> torch.Ten
     adapter = getattr(model, ADAPTER)
     if isinstance(adapter, AttentionAdapter):
         return adapter(tokens)[:, prefix:]
+    if isinstance(adapter, ContributionAdapter):
+        contributions = _PENDING.pop(adapter, None)
+        if contributions is None or len(contributions) != len(tokens):
+            raise RuntimeError(
+                "the contributions adapter reads a full-image pass of masked_tokens (none kept)"
+            )
+        return adapter(contributions[:, prefix:])
     return adapter(tokens[:, prefix:])

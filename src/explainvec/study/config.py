@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from explainvec.models.adapter import AdapterKind
 from explainvec.training.pretrain import PRETRAIN_DATA
-from explainvec.vocabulary import Init, Supervision
+from explainvec.vocabulary import DEFAULT_LAMBDA_CRITERION, Init, LambdaCriterion, Supervision
 
 
 class Variant(BaseModel):
@@ -77,11 +77,15 @@ class Study(BaseModel):
     reference_budget: int = Field(default=2048, ge=4, description="Kernel SHAP budget of the reference")
     exact_reference: bool = Field(default=True, description="exact Shapley values as the reference at P ≤ 16")
     lambda_images: int = Field(default=128, ge=1, description="unlabelled target val images of the λ search")
-    baselines: list[str] = ["rollout", "integrated_gradients", "kernelshap150"]
+    lambda_criterion: LambdaCriterion = DEFAULT_LAMBDA_CRITERION
+    """How the label-free λ search scores each λ (``apply --lam-criterion``)."""
+    baselines: list[str] = ["rollout", "direct_attribution", "integrated_gradients", "kernelshap150"]
     oracle_recipe: str | None = Field(
         default=None, description="variant trained on the target itself as the oracle (first target seed)"
     )
     variants: list[Variant] = Field(min_length=1)
     distances: list[Distance] = []
+    distance_variants: list[str] | None = None
+    """The variants measured at each distance (default: all)."""
     """Target fine-tunes at other distances from the base (first target seed, every base): insertion −
     deletion of every variant, λ = 0 and rollout on each, for the curve of transfer against distance."""

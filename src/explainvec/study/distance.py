@@ -26,12 +26,14 @@ def measure_distances(run: StudyRun, distances: dict, save) -> None:
     study = run.study
     seed = study.target_seeds[0]
     task = run.progress.task("distance curve", total=len(study.bases) * len(study.distances))
+    chosen = study.distance_variants
+    variants = [v for v in study.variants if chosen is None or v.name in chosen]
     for base_seed in study.bases:
         base = run.base(base_seed)
         for distance in study.distances:
             rows = distances.setdefault(distance_name(distance.lr, distance.epochs), {})
             rows = rows.setdefault(f"b{base_seed}", {})
-            missing = [r for r in (*FREE_ROWS, *(v.name for v in study.variants)) if r not in rows]
+            missing = [r for r in (*FREE_ROWS, *(v.name for v in variants)) if r not in rows]
             if missing:
                 target = run.predict(base, study.target, seed, lr=distance.lr, epochs=distance.epochs)
                 batch = suite_batch(target, study.target, study.fidelity_images, None, target)
@@ -41,10 +43,10 @@ def measure_distances(run: StudyRun, distances: dict, save) -> None:
                         attributor = "single_pass" if row == "lambda0" else row
                         rows[row] = per_image(model, batch, None, attributor)
                 val = target.split_images(study.target, "val", study.lambda_images)
-                for variant in study.variants:
+                for variant in variants:
                     if variant.name in missing:
                         tau, _ = run.tau(base, variant)
-                        edited = apply_vector(target, tau, "auto", data=val)
+                        edited = apply_vector(target, tau, "auto", data=val, criterion=study.lambda_criterion)
                         explainer = SelfExplainingViT.from_checkpoint(edited).eval()
                         rows[variant.name] = {
                             **per_image(explainer, batch, None),

@@ -12,10 +12,14 @@ import functools
 import json
 from pathlib import Path
 
+import torch
+
 from explainvec.evaluation.evaluate import evaluate_checkpoint, suite_batch
 from explainvec.evaluation.suite import SuiteConfig, reference_values
 from explainvec.io import atomic_write
+from explainvec.models.adapter import ADAPTER
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint
+from explainvec.models.fingerprint import fingerprint
 from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.models.vit import num_patches
 from explainvec.progress import SILENT, Tracker
@@ -202,6 +206,7 @@ class Cell:
         self.suite = SuiteConfig(
             reference_budget=study.reference_budget, exact_reference=study.exact_reference
         )
+        self._references: dict[str, torch.Tensor] = {}
 
     @functools.cached_property
     def val_images(self):
@@ -215,14 +220,23 @@ class Cell:
         row = evaluate_checkpoint(checkpoint, study.target, reference=self.target, size=study.eval_size)
         return {"accuracy": row.accuracy, "agreement": row.agreement}
 
+    def reference(self, model: SelfExplainingViT) -> torch.Tensor:
+        """``model``'s reference Shapley values on the cell's images, computed once per game: the
+        explanation adapter plays no part in it (it never reaches the class token), so models that differ
+        only there, or not at all (λ = 0), share one."""
+        state = {k: v for k, v in model.vit.state_dict().items() if not k.startswith(ADAPTER + ".")}
+        key = f"{fingerprint(state)}-{model.readout}"
+        if key not in self._references:
+            self._references[key] = reference_values(model, self.batch, self.suite).values
+        return self._references[key]
+
     def measured(self, checkpoint: Checkpoint) -> dict:
         """Accuracy, agreement and the per-image fidelity of ``checkpoint``'s single pass against its own
         reference Shapley values."""
         model = SelfExplainingViT(
             checkpoint.model, checkpoint.meta.class_names, readout_of(checkpoint)
         ).eval()
-        reference = reference_values(model, self.batch, self.suite).values
-        return {**self.accuracy(checkpoint), "per_image": per_image(model, self.batch, reference)}
+        return {**self.accuracy(checkpoint), "per_image": per_image(model, self.batch, self.reference(model))}
 
     def baselines(self, save) -> None:
         """λ = 0 (the target's head on its patch tokens) and the study's baselines, all explaining the
@@ -233,7 +247,7 @@ class Cell:
         model = SelfExplainingViT(
             self.target.model, self.target.meta.class_names, readout_of(self.target)
         ).eval()
-        reference = reference_values(model, self.batch, self.suite).values
+        reference = self.reference(model)
         accuracy = self.accuracy(self.target)
         for name in missing:
             attributor = "single_pass" if name == "lambda0" else name
@@ -252,7 +266,9 @@ class Cell:
     def variant(self, variant: Variant, save) -> None:
         """τ of ``variant`` transferred with the label-free λ search, measured like every other row."""
         tau, cost = self.run.tau(self.base, variant)
-        edited = apply_vector(self.target, tau, "auto", data=self.val_images)
+        edited = apply_vector(
+            self.target, tau, "auto", data=self.val_images, criterion=self.run.study.lambda_criterion
+        )
         self.rows[variant.name] = {
             **self.measured(edited),
             "lambda": edited.meta.explanation.lam,

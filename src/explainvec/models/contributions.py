@@ -1,0 +1,66 @@
+"""What each token sends the class token through attention, block by block: a decomposition of the class
+token's residual stream that one forward pass gives for free.
+
+In every block the class token's attention output is ``Σ_j a_j W_o v_j``: token ``j``'s share is its value
+vector weighted by the class token's attention, through the output projection (and layer scale). The final
+norm is linear once its scale is fixed at the class token's, so each share, centred and scaled like the
+class token, is read by the head as a logit contribution. Summed over blocks these shares are the
+*direct* path of each patch to the logits (the MLPs and later blocks reshape them; that indirect part is
+what the explanation adapter of kind ``contributions`` learns to correct).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+
+@contextmanager
+def captured_attention(model: VisionTransformer):
+    """Inside it, forward passes of ``model`` keep each block's ``qkv`` output and the residual stream
+    entering the final norm in the yielded dict (``"qkv"``: list per block, ``"residual"``)."""
+    captured: dict = {"qkv": []}
+    hooks = [
+        b.attn.qkv.register_forward_hook(lambda m, a, out: captured["qkv"].append(out)) for b in model.blocks
+    ]
+    hooks.append(
+        model.norm.register_forward_pre_hook(lambda m, args: captured.__setitem__("residual", args[0]))
+    )
+    try:
+        yield captured
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def block_contributions(model: VisionTransformer, captured: dict) -> torch.Tensor:
+    """Each token's share of the class token's attention output in every block, ``[B, T, L, D]`` (with the
+    output projection's bias they sum over tokens to that output; timm's ``Attention`` without scale-norm
+    or gate), from what :func:`captured_attention` kept of one forward pass."""
+    shares = []
+    for block, qkv in zip(model.blocks, captured["qkv"], strict=True):
+        attn = block.attn
+        b, n, _ = qkv.shape
+        q, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+        weights = ((attn.q_norm(q[:, :, :1]) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1)
+        share = (weights.transpose(-2, -1) * v).permute(0, 2, 1, 3).reshape(b, n, -1)
+        shares.append(block.ls1(share @ attn.proj.weight.T))
+    return torch.stack(shares, dim=2)
+
+
+def linearised_contributions(model: VisionTransformer, captured: dict) -> torch.Tensor:
+    """:func:`block_contributions` through the final norm linearised at the class token (centred, scaled
+    by its ``1/σ`` and the norm's weight): ``[B, T, L, D]`` in the space the head reads."""
+    shares = block_contributions(model, captured)
+    residual = captured["residual"][:, 0]
+    sigma = (residual.var(-1, unbiased=False) + model.norm.eps).sqrt()
+    return (shares - shares.mean(-1, keepdim=True)) * model.norm.weight / sigma[:, None, None, None]
+
+
+def contributions_of(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
+    """:func:`linearised_contributions` of ``images`` ``[B, 3, H, W]`` from one forward pass."""
+    with captured_attention(model) as captured:
+        model.forward_features(images)
+    return linearised_contributions(model, captured)
