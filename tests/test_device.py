@@ -101,7 +101,8 @@ def written(command, out):
         return json.loads((out / "explanations.json").read_text()), sorted(p.name for p in out.iterdir())
     if command == "evaluate":
         rows = json.loads((out / "report.json").read_text())["rows"]
-        return [{k: v for k, v in row.items() if k != "ms_per_image"} for row in rows]
+        timed = ("ms_per_image", "evaluation_seconds")
+        return [{k: v for k, v in row.items() if k not in timed} for row in rows]
     edited = out / "edited.safetensors"
     weights = {name: t.numpy().tobytes() for name, t in load_file(str(edited)).items()}
     sidecar = json.loads(edited.with_suffix(".json").read_text())

@@ -72,7 +72,9 @@ def test_other_settings_are_refused(tmp_path):
 def test_meta_is_a_validated_model_with_the_same_json(tmp_path):
     cache = LabelCache(tmp_path)
     cache.create(LabelCacheMeta(**META))
-    assert json.loads((tmp_path / "meta.json").read_text()) == META  # the on-disk format is unchanged
+    # the on-disk format gained only the split; caches written before it are train-split caches
+    assert json.loads((tmp_path / "meta.json").read_text()) == {**META, "split": "train"}
+    assert LabelCacheMeta.model_validate_json(json.dumps(META)).split == "train"
     assert cache.meta == LabelCacheMeta(**META) and cache.meta.shard_size == 3
     cache.create(META)  # a plain dict of the same settings is the same cache
     with pytest.raises(ValueError, match="other labels: budget 32 != 64"):

@@ -9,9 +9,13 @@ from timm.models.vision_transformer import VisionTransformer
 
 import explainvec.vectors.explainability_vector as vector_module
 from explainvec import apply_vector, lambda_curve
+from explainvec.evaluation.metrics import insertion_deletion_auc
 from explainvec.models.adapter import ADAPTER, has_adapter
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint
-from explainvec.models.self_explaining import readout_of
+from explainvec.models.self_explaining import Explanation, SelfExplainingViT, readout_of
+from explainvec.shapley.kernel_shap import kernel_shap
+from explainvec.shapley.model_games import MaskedModelGame
+from explainvec.transfer.lambda_search import ShapleyFit
 from explainvec.vectors import ExplainabilityVector
 
 OLD = Path(__file__).parent / "data" / "format-1"
@@ -98,3 +102,64 @@ def test_files_written_before_typed_metadata_still_load_and_apply():
     assert edited.meta.explanation.lam in [p["lam"] for p in edited.meta.explanation.lambda_curve]
     again = apply_vector(predict, tau, edited.meta.explanation.lam)
     assert all(torch.equal(t, edited.model.state_dict()[n]) for n, t in again.model.state_dict().items())
+
+
+def _explanation_of(maps: torch.Tensor, logits: torch.Tensor) -> Explanation:
+    return Explanation(logits, maps, (4, 4), 32, [str(c) for c in range(logits.shape[-1])])
+
+
+def test_shapley_fit_is_best_at_the_targets_shapley_values_between_smaller_and_larger_steps(tiny_vit):
+    """Along the path from the head's map (t = 0) through the target's Shapley values (t = 1) and beyond,
+    the fit to the target's own masked outputs peaks at t = 1: a curve whose best point is in the middle."""
+    torch.manual_seed(1)
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        logits = tiny_vit(images)
+    classes = logits.argmax(-1)
+    fit = ShapleyFit(tiny_vit, images, classes, readout="logit", coalitions=256)
+    game = MaskedModelGame(tiny_vit, images, "logit")
+    shapley = kernel_shap(game, 2048, generator=torch.Generator().manual_seed(0)).values
+    start = SelfExplainingViT(tiny_vit, [str(c) for c in range(5)], "logit")(images).attributions
+    steps = (0.0, 0.5, 1.0, 1.5, 2.0)
+    scores = [fit(tiny_vit, _explanation_of(start + t * (shapley - start), logits))[0] for t in steps]
+    assert max(range(len(steps)), key=scores.__getitem__) == 2, scores
+    assert scores[0] < scores[1] < scores[2] > scores[3] > scores[4]
+
+
+def test_shapley_fit_evaluates_its_bank_once_whatever_the_number_of_lambdas(pair, monkeypatch):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    images = torch.randn(3, 3, 32, 32)
+    evaluated = []
+    real = MaskedModelGame.__call__
+
+    def counting(self, masks):
+        evaluated.append(masks.shape[1])
+        return real(self, masks)
+
+    monkeypatch.setattr(MaskedModelGame, "__call__", counting)
+    for grid in ((0.0, 1.0), (0.0, 0.25, 0.5, 0.75, 1.0, 2.0)):
+        evaluated.clear()
+        lambda_curve(pair[1].model, tau, images, grid=grid, criterion="shapley_fit", coalitions=8)
+        assert evaluated == [8]  # one call: the bank of 8 coalitions per image, on the unedited model
+    evaluated.clear()
+    lambda_curve(pair[1].model, tau, images, grid=(0.0, 1.0), criterion="insertion_deletion")
+    assert evaluated == [2 * 17, 2 * 17]  # insertion and deletion curves at every λ
+
+
+def test_insertion_deletion_stays_reachable_and_scores_as_before(pair):
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    target, images = pair[1], torch.randn(5, 3, 32, 32)
+    edited = apply_vector(target, tau, "auto", data=images, grid=(0.0, 1.0), criterion="insertion_deletion")
+    assert edited.meta.explanation.lambda_criterion == "insertion_deletion"
+    for point in edited.meta.explanation.lambda_curve:
+        model = tau.apply_to(target.model, point["lam"]).eval()
+        out = SelfExplainingViT(model, target.meta.class_names, readout_of(target))(images)
+        game = MaskedModelGame(model, images)
+        insertion, deletion = insertion_deletion_auc(game, out.for_class(), out.predicted)
+        assert point["insertion"] == pytest.approx(insertion.mean().item(), abs=1e-6)
+        assert point["score"] == pytest.approx((insertion - deletion).mean().item(), abs=1e-6)
+    default = apply_vector(target, tau, "auto", data=images, grid=(0.0, 1.0))
+    assert default.meta.explanation.lambda_criterion == "shapley_fit"
+    assert {"score", "fit_mse"} <= default.meta.explanation.lambda_curve[0].keys()
+    with pytest.raises(ValueError, match="unknown λ criterion"):
+        apply_vector(target, tau, "auto", data=images, criterion="accuracy")

@@ -97,16 +97,16 @@ def test_choose_lambda_respects_agreement():
 
     # scores 0.1, 0.6, 0.3, 0.8: the best allowed point lies between λ = 0 and the largest allowed λ
     curve = [
-        LambdaPoint(0.0, 1.0, 0.5, 0.4),
-        LambdaPoint(0.5, 0.995, 0.8, 0.2),
-        LambdaPoint(1.0, 0.99, 0.6, 0.3),
-        LambdaPoint(2.0, 0.9, 0.9, 0.1),
+        LambdaPoint(0.0, 1.0, 0.1),
+        LambdaPoint(0.5, 0.995, 0.6),
+        LambdaPoint(1.0, 0.99, 0.3),
+        LambdaPoint(2.0, 0.9, 0.8),
     ]
     assert choose_lambda(curve).lam == 0.5
     assert choose_lambda(curve, min_agreement=0.999).lam == 0.0
     assert choose_lambda(curve, min_agreement=0.5).lam == 2.0
     # no λ keeps the predictions: the one closest to 0, however it scores
-    unsafe = [LambdaPoint(-0.5, 0.8, 0.9, 0.0), LambdaPoint(0.25, 0.9, 0.3, 0.2), LambdaPoint(1.0, 0.7, 1, 0)]
+    unsafe = [LambdaPoint(-0.5, 0.8, 0.9), LambdaPoint(0.25, 0.9, 0.1), LambdaPoint(1.0, 0.7, 1.0)]
     assert choose_lambda(unsafe).lam == 0.25
 
 

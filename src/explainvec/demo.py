@@ -201,7 +201,8 @@ def run_demo(preset: str, out: str | Path, *, device: str = "cpu", progress: Tra
     report.figures.append(Figure(path="domains.png", caption="samples of the source and target domains"))
     report.notes = [
         f"source {settings.source} → target {settings.target}; τ norm {tau.norm():.3f}; λ = {lam:g}, chosen "
-        "without labels on 128 target val images (best insertion − deletion with ≥ 99 % agreement)",
+        "without labels on 128 target val images (the map that best fits the target's own masked outputs, "
+        "with ≥ 99 % agreement)",
         "source_* rows are measured on the source test split (full report in source/), the others on the "
         "target's; oracle: a self-explaining model trained on the target itself; random_vector: a random "
         "vector with τ's per-block norms applied at the same λ",

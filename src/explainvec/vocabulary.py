@@ -33,8 +33,17 @@ READOUT: dict[Supervision, Readout] = {
 DEFAULT_READOUT: Readout = "logit"
 """The read-out of a checkpoint that records none (a prediction-only model, λ = 0)."""
 
+LambdaCriterion = Literal["shapley_fit", "insertion_deletion"]
+"""How ``apply --lam auto`` scores a λ without labels: the edited map's fit to the unedited target's own
+masked outputs on a bank of coalitions evaluated once, or insertion − deletion of the edited model."""
+
+DEFAULT_LAMBDA_CRITERION: LambdaCriterion = "shapley_fit"
+
 Init = Literal["value", "base"]
 """Where a self-explaining fine-tune starts: from the value model or from the base."""
+
+Split = Literal["train", "val", "test"]
+"""A data split."""
 
 Mode = Literal["predict", "explain"]
 CheckpointKind = Literal["base", "predict", "explain", "edited"]
@@ -44,3 +53,10 @@ Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 def class_values(logits: torch.Tensor, output: Readout) -> torch.Tensor:
     """The game's value from logits: softmax probabilities or the logits themselves."""
     return logits.softmax(-1) if output == "probability" else logits
+
+
+Overlays = Literal["top1", "topk", "none"]
+"""Which overlay PNGs ``explain`` draws: the predicted class's map, the top-k classes' maps, or none."""
+
+MapsFormat = Literal["npy", "json"]
+"""Where ``explain`` writes the raw maps: one memory-mappable ``attributions.npy``, or in the JSON."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -13,6 +14,8 @@ from explainvec.evaluation.suite import SuiteConfig
 from explainvec.io import output_folder
 from explainvec.models.checkpoint import check_outputs_finite, load_checkpoint
 from explainvec.models.device import resolve_device
+from explainvec.training.config import TrainConfig
+from explainvec.training.engine import launch
 from explainvec.vectors import ExplainabilityVector
 
 
@@ -38,7 +41,14 @@ def evaluate_command(
     reference_budget: int = typer.Option(2048, min=4, help="Kernel SHAP budget of the fidelity reference."),
     masks: str | None = typer.Option(None, help="Mask folder beside an image folder."),
     size: int | None = typer.Option(None, help="Synthetic data only: test images for accuracy."),
+    labels: Path | None = typer.Option(
+        None,
+        help="A label cache of one compared model on DATA's test split (explainvec labels --split test, same "
+        "budget and read-out): its values are that model's reference, not computed again.",
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+    devices: int = typer.Option(1, help="Processes per node sharing the Kernel SHAP references."),
+    num_nodes: int = typer.Option(1, help="Nodes (launch with fabric run, torchrun or SLURM)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into an OUT that already holds files."),
 ) -> None:
     """Evaluate MODEL (and baselines) on the test split of DATA: accuracy, agreement, insertion/deletion,
@@ -51,7 +61,15 @@ def evaluate_command(
         raise typer.BadParameter("--vector needs --reference (the model it was applied to)")
     checkpoint = load_checkpoint(model)
     check_outputs_finite(checkpoint.model, f"refusing to evaluate {model}")
-    with output_folder(out, overwrite=overwrite), progress_bar() as progress:
+    fabric = None
+    if devices > 1 or num_nodes > 1:
+        with output_folder(out, overwrite=overwrite):
+            pass  # refused here, before any process starts, rather than on rank 0 alone
+        fabric = launch(TrainConfig(device=str(torch_device), devices=devices, num_nodes=num_nodes))
+        torch_device = fabric.device
+    main = fabric is None or fabric.is_global_zero
+    holding = output_folder(out, overwrite=overwrite) if main else nullcontext()
+    with holding, progress_bar(enabled=main) as progress:
         report = suite_report(
             checkpoint,
             data,
@@ -65,8 +83,12 @@ def evaluate_command(
             masks=masks,
             config=SuiteConfig(reference_budget=reference_budget),
             title=f"Evaluation of {model.name}",
+            labels=labels,
+            shards=fabric,
             device=torch_device,
             progress=progress,
         )
+    if report is None:  # another process of a sharded run: rank 0 writes the report
+        return
     console.print(report.to_markdown(), highlight=False, markup=False)
     console.print(f"wrote {out / 'report.json'}, {out / 'report.html'}")

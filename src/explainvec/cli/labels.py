@@ -15,17 +15,26 @@ from explainvec.models.vit import num_patches
 from explainvec.shapley.label_cache import META, LabelCache, LabelCacheMeta
 from explainvec.training.config import TrainConfig
 from explainvec.training.engine import launch
+from explainvec.vocabulary import Readout, Split
 
 
 @app.command("labels")
 @handle_errors
 def labels_command(
     value_model: Path = typer.Option(..., help="Prediction-only model whose Shapley values are the labels."),
-    data: str = typer.Option(..., help="synthetic:<domain> or an image folder (its train split)."),
+    data: str = typer.Option(..., help="synthetic:<domain> or an image folder."),
     out: Path = typer.Option(..., help="Label cache folder (created, or resumed)."),
     budget: int = typer.Option(512, help="Kernel SHAP evaluations per image, v(∅) and v(all) included."),
+    split: Split = typer.Option(
+        "train", help="train (for --supervision labels) or test (a reference that evaluate --labels reuses)."
+    ),
+    output: Readout = typer.Option(
+        "probability", help="The game: probability (training labels) or logit (the evaluated read-out)."
+    ),
     shard_size: int = typer.Option(128, help="Images per shard file."),
-    train_size: int = typer.Option(2000, help="Synthetic data only: training images (must match train)."),
+    train_size: int = typer.Option(
+        2000, help="Synthetic data only: images of the split (as in train; for test: evaluate's --images)."
+    ),
     rank: int = typer.Option(0, help="This process's rank: it computes shards k with k % world == rank."),
     world_size: int = typer.Option(1, help="Number of processes filling the cache."),
     seed: int = typer.Option(0),
@@ -41,13 +50,14 @@ def labels_command(
         fabric = launch(TrainConfig(device=device, devices=devices, num_nodes=num_nodes))
         rank, world_size, device = fabric.global_rank, fabric.world_size, str(fabric.device)
     checkpoint = load_checkpoint(value_model)
-    train = checkpoint.load_split(data, "train", size=train_size, seed=seed)
+    train = checkpoint.load_split(data, split, size=train_size, seed=seed)
     cache = LabelCache(out)
     cache.create(
         LabelCacheMeta(
             value_model=fingerprint(checkpoint.model.state_dict()),
             data=data,
-            output="probability",
+            split=split,
+            output=output,
             budget=budget,
             num_items=len(train),
             num_players=num_patches(checkpoint.model),

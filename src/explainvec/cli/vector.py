@@ -14,6 +14,7 @@ from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
+from explainvec.vocabulary import DEFAULT_LAMBDA_CRITERION, LambdaCriterion
 
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing OUT (never one of the inputs).")
 
@@ -76,6 +77,11 @@ def apply_command(
     data: str | None = typer.Option(None, help="With --lam auto: target data whose val images choose λ."),
     images: int = typer.Option(128, help="With --lam auto: how many val images."),
     min_agreement: float = typer.Option(0.99, help="With --lam auto: least top-1 agreement with TARGET."),
+    lam_criterion: LambdaCriterion = typer.Option(
+        DEFAULT_LAMBDA_CRITERION,
+        help="With --lam auto: shapley_fit (the map's fit to TARGET's own masked outputs, evaluated once) "
+        "or insertion_deletion (insertion − deletion at every λ, about 2P masked passes each).",
+    ),
     force: bool = typer.Option(
         False, help="Apply even if the base fingerprints differ (never across architectures or patch grids)."
     ),
@@ -103,6 +109,7 @@ def apply_command(
             data=data,
             images=images,
             agreement=min_agreement,
+            criterion=lam_criterion,
             force=force,
             device=resolve_device(device),
             progress=progress,
@@ -111,15 +118,28 @@ def apply_command(
         console.print("[yellow]warning:[/] --force: the model and the vector come from different bases")
     explanation = edited.meta.explanation
     if explanation.lambda_curve is not None:
-        _print_curve(explanation.lambda_curve, explanation.lam)
+        _print_curve(explanation.lambda_curve, explanation.lam, lam_criterion)
     save_checkpoint(out, edited)
     console.print(f"wrote {out} = {model.name} + {explanation.lam}·τ")
 
 
-def _print_curve(curve: list[dict], chosen: float) -> None:
-    table = Table("λ", "agreement", "insertion", "deletion", "ins − del", title="λ curve (no labels used)")
+CURVE_COLUMNS: dict[str, dict[str, str]] = {
+    "shapley_fit": {"agreement": "agreement", "score": "fit (R²)", "fit_mse": "fit MSE"},
+    "insertion_deletion": {
+        "agreement": "agreement",
+        "insertion": "insertion",
+        "deletion": "deletion",
+        "score": "ins − del",
+    },
+}
+"""The λ table's columns per criterion: curve key → heading."""
+
+
+def _print_curve(curve: list[dict], chosen: float, criterion: str) -> None:
+    columns = CURVE_COLUMNS[criterion]
+    table = Table("λ", *columns.values(), title=f"λ curve ({criterion}, no labels used)")
     for point in curve:
-        cells = [point[k] for k in ("agreement", "insertion", "deletion", "insertion_minus_deletion")]
+        cells = [point[k] for k in columns]
         lam = f"{point['lam']:g}" + (" ← chosen" if point["lam"] == chosen else "")
         table.add_row(lam, *(f"{c:.3f}" for c in cells))
     console.print(table)

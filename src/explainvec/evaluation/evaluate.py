@@ -19,12 +19,17 @@ from explainvec.evaluation.suite import (
     Batch,
     Method,
     MethodResult,
+    Reference,
+    Shards,
     SuiteConfig,
     equivalent_budget,
+    shared_references,
 )
 from explainvec.models.checkpoint import Checkpoint
+from explainvec.models.fingerprint import fingerprint
 from explainvec.models.vit import grid_size
 from explainvec.progress import SILENT, Tracker
+from explainvec.shapley.label_cache import LabelCache
 from explainvec.vectors.explainability_vector import ExplainabilityVector
 
 
@@ -76,9 +81,11 @@ def suite_report(
     masks: str | None = None,
     config: SuiteConfig = SuiteConfig(),
     title: str | None = None,
+    labels: str | Path | None = None,
+    shards: Shards | None = None,
     device: str | torch.device = "cpu",
     progress: Tracker = SILENT,
-) -> Report:
+) -> Report | None:
     """The full evaluation of ``checkpoint`` on ``data``'s test split, written under ``out`` as
     ``report.{json,md,html}`` and figures.
 
@@ -87,13 +94,59 @@ def suite_report(
     model's λ) with ``vector`` and ``reference``; ``oracle`` when given. Accuracy and agreement are on the
     whole test split, the explanation metrics on its first ``images`` images. Models, images and Kernel
     SHAP games run on ``device`` (the models are moved there); reports and figures are written from CPU.
+
+    The Kernel SHAP references: ``labels``, a label cache of one of the compared models on these test
+    images (``explainvec labels --split test``), gives that model's; the others are computed in shards,
+    shared by the processes of ``shards`` (a Lightning Fabric; every process calls this, process 0 alone
+    measures the rest, writes the report and returns it, the others return ``None``).
     """
     plan = plan_rows(checkpoint, Comparison(name, reference, oracle, vector, baselines), device)
     batch = suite_batch(checkpoint, data, images, masks, reference, device)
-    measured = measure(plan, batch, data, size=size, masks=masks, config=config, progress=progress)
+    known = {} if labels is None else cached_references(LabelCache(labels), plan, data, batch, config)
+    models = [method.model for method in plan.methods]
+    references = shared_references(models, batch, config, shards, known=known, progress=progress)
+    if shards is not None and shards.global_rank != 0:
+        return None
+    measured = measure(
+        plan, batch, data, size=size, masks=masks, config=config, references=references, progress=progress
+    )
     report = build_report(plan, measured, data, config, title)
     write_report(report, plan, batch, out)
     return report
+
+
+def cached_references(
+    cache: LabelCache, plan: Plan, data: str, batch: Batch, config: SuiteConfig
+) -> dict[int, Reference]:
+    """The reference of the compared model that ``cache`` holds labels of (by weights fingerprint), read
+    from it; ValueError naming what differs when the cache holds other labels (another model, data, split,
+    read-out, budget or seed, or too few images)."""
+    meta, count = cache.meta, len(batch.images)
+    models = {fingerprint(row.method.model.vit.state_dict()): row.method.model for row in plan.rows}
+    if meta.value_model not in models:
+        raise ValueError(f"label cache {cache.folder} holds labels of none of the compared models")
+    expected = {
+        "data": data,
+        "split": "test",
+        "output": plan.readout,
+        "budget": config.reference_budget,
+        "seed": config.seed,
+    }
+    differences = [f"{k} {getattr(meta, k)!r} != {v!r}" for k, v in expected.items() if getattr(meta, k) != v]
+    if meta.num_items < count:
+        differences.append(f"num_items {meta.num_items} < {count} images")
+    if differences:
+        raise ValueError(f"label cache {cache.folder} holds other labels: {', '.join(differences)}")
+    tensors = cache.load_tensors()
+    errors = tensors.get("std_errors")
+    model = models[meta.value_model]
+    return {
+        id(model): Reference(
+            tensors["values"][:count].to(batch.images.device),
+            0.0 if errors is None else errors[:count].mean().item(),
+            "label cache",
+        )
+    }
 
 
 def suite_batch(
@@ -144,6 +197,9 @@ def build_report(
         f"fidelity: Pearson with Kernel SHAP-{config.reference_budget} of each row's own model "
         f"({plan.readout} read-out game); insertion/deletion on probabilities by attention masking",
         f"baselines explain {explains}; agreement is with {explains}",
+        "evaluation_seconds and evaluations_per_image: what measuring each row cost (its explanation, "
+        "every metric, and its model's Kernel SHAP reference on the first row of that model; "
+        "forward_passes and ms_per_image are the explanation's own cost)",
     ]
     per_image = {result.method: result.per_image for result in measured.results}
     comparisons = [
@@ -189,7 +245,8 @@ def write_report(report: Report, plan: Plan, batch: Batch, out: str | Path) -> P
         report.figures.append(Figure(path="budget_curve.png", caption=caption))
     lambda_curve = plan.checkpoint.meta.explanation.lambda_curve
     if lambda_curve is not None:
-        plot_lambda_curve(lambda_curve, report.lambda_, out / "lambda_curve.png")
+        criterion = plan.checkpoint.meta.explanation.lambda_criterion
+        plot_lambda_curve(lambda_curve, report.lambda_, out / "lambda_curve.png", criterion)
         report.figures.append(Figure(path="lambda_curve.png", caption="how λ was chosen"))
     _method_grid(plan.methods, plan.checkpoint, batch, out / "examples.png")
     report.figures.append(
@@ -210,7 +267,10 @@ def _report_row(result: MethodResult) -> ReportRow:
         shapley_pearson=means["pearson"],
         forward_passes=result.forward_passes,
         ms_per_image=result.ms_per_image,
+        evaluation_seconds=result.evaluation_seconds,
+        evaluations_per_image=result.evaluations_per_image,
         metrics=result.metrics,
+        extra={"reference": result.reference} if result.reference else {},
     )
 
 

@@ -20,16 +20,21 @@ def _save(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_lambda_curve(curve: list[dict], chosen: float | None, path: str | Path) -> Path:
-    """Agreement with the unedited model and insertion − deletion against λ, the chosen λ marked."""
+def plot_lambda_curve(
+    curve: list[dict], chosen: float | None, path: str | Path, criterion: str | None = None
+) -> Path:
+    """Agreement with the unedited model and the criterion's score against λ, the chosen λ marked (curves
+    written before ``score`` existed are scored by insertion − deletion)."""
     lams = [p["lam"] for p in curve]
+    scores = [p.get("score", p.get("insertion", 0.0) - p.get("deletion", 0.0)) for p in curve]
+    label = "fit to the target's masked outputs, R²" if criterion == "shapley_fit" else "insertion − deletion"
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(lams, [p["agreement"] for p in curve], "o-", label="agreement with λ = 0")
-    ax.plot(lams, [p["insertion"] - p["deletion"] for p in curve], "s-", label="insertion − deletion")
+    ax.plot(lams, scores, "s-", label=label)
     if chosen is not None:
         ax.axvline(chosen, color="grey", linestyle="--", linewidth=1, label=f"chosen λ = {chosen:g}")
     ax.set_xlabel("λ")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(min(0.0, *scores) - 0.02, 1.02)
     ax.set_title("λ curve (unlabelled held-out images)", fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -9,7 +9,14 @@ import torch
 
 from explainvec.evaluation import metrics as m
 from explainvec.evaluation.plan import Plan
-from explainvec.evaluation.suite import Batch, MethodResult, SuiteConfig, budget_curve, evaluate_methods
+from explainvec.evaluation.suite import (
+    Batch,
+    MethodResult,
+    Reference,
+    SuiteConfig,
+    budget_curve,
+    evaluate_methods,
+)
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.prediction import predict_logits
 from explainvec.progress import SILENT, Tracker
@@ -73,11 +80,13 @@ def measure(
     size: int | None = None,
     masks: str | None = None,
     config: SuiteConfig = SuiteConfig(),
+    references: dict[int, Reference] | None = None,
     progress: Tracker = SILENT,
 ) -> Measurements:
     """Every metric of every planned row with 95 % bootstrap intervals, and the budget curve of the model
-    (``config.budgets``, none if empty); runs on the device of ``batch``."""
-    references: dict = {}
+    (``config.budgets``, none if empty); runs on the device of ``batch``. ``references`` (by ``id`` of a
+    row's model) are used where given, the others computed."""
+    references = dict(references or {})
     results, reference_errors = evaluate_methods(
         plan.methods, batch, config, references=references, progress=progress
     )
@@ -97,7 +106,7 @@ def measure(
         result.metrics |= summaries[id(row.checkpoint)]
     model = plan.rows[0].method.model
     curve = (
-        budget_curve(model, batch, config, reference=references[id(model)][0], progress=progress)
+        budget_curve(model, batch, config, reference=references[id(model)].values, progress=progress)
         if config.budgets
         else []
     )

@@ -16,6 +16,8 @@ from explainvec.io import atomic_write, write_json
 LOWER_IS_BETTER = {name for name, metric in METRICS.items() if not metric.higher_is_better} | {
     "forward_passes",
     "ms_per_image",
+    "evaluation_seconds",
+    "evaluations_per_image",
 }
 
 
@@ -47,6 +49,10 @@ class ReportRow(BaseModel):
     shapley_pearson: float | None = None
     forward_passes: int | None = None
     ms_per_image: float | None = None
+    evaluation_seconds: float | None = None
+    """Wall-clock seconds that measuring the row took (its model's reference included where computed)."""
+    evaluations_per_image: int | None = None
+    """Model evaluations per image that measuring the row took (explanation, metrics, reference as above)."""
     metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
     extra: dict = Field(default_factory=dict)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from explainvec.vocabulary import Init, Readout, Supervision
+from explainvec.vocabulary import Init, LambdaCriterion, Readout, Supervision
 
 
 class Record(BaseModel):
@@ -64,6 +64,8 @@ class ExplanationRecord(Record):
     vector_source: str | list[str] | None = None
     lam: float | dict[str, float] | None = Field(default=None, alias="lambda")
     lambda_curve: list[dict[str, float]] | None = None
+    lambda_criterion: LambdaCriterion | None = None
+    """How the curve scored each λ (``None`` in files written before the choice: insertion − deletion)."""
 
 
 class TrainingRecord(Record):

@@ -22,18 +22,30 @@ from explainvec.models.records import Record, one_error
 from explainvec.progress import SILENT, Tracker
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
-from explainvec.vocabulary import GameOutput
+from explainvec.shapley.values import ShapleyValues
+from explainvec.vocabulary import GameOutput, Split
 
 MERGED = "labels.safetensors"
 META = "meta.json"
 
 
+def kernel_shap_shard(
+    model: VisionTransformer, images: torch.Tensor, output: GameOutput, budget: int, *, seed: int, start: int
+) -> ShapleyValues:
+    """Kernel SHAP of the images ``[start, start + len(images))`` of a set, seeded by ``seed`` and ``start``
+    only: labels and evaluation references split into shards this way do not depend on who computes
+    which shard."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
+    return kernel_shap(MaskedModelGame(model, images, output), budget, generator=generator)
+
+
 class LabelCacheMeta(Record):
     """What a label cache holds labels of (its ``meta.json``): Kernel SHAP values of ``value_model`` on
-    the first ``num_items`` training images of ``data``, ``budget`` evaluations per image."""
+    the first ``num_items`` images of ``data``'s ``split``, ``budget`` evaluations per image."""
 
     value_model: str = Field(description="fingerprint of the value model's weights")
-    data: str = Field(description="synthetic:<domain> or an image folder (its train split)")
+    data: str = Field(description="synthetic:<domain> or an image folder")
+    split: Split = "train"
     output: GameOutput = "probability"
     budget: int = Field(ge=4, description="Kernel SHAP evaluations per image, v(∅) and v(all) included")
     num_items: int = Field(ge=0)
@@ -107,9 +119,7 @@ class LabelCache:
         model = model.to(device).eval()
         for start, stop in todo:
             images = torch.stack([data[i][0] for i in range(start, stop)]).to(device)
-            generator = torch.Generator().manual_seed(meta.seed * 1_000_003 + start)
-            game = MaskedModelGame(model, images, meta.output)
-            result = kernel_shap(game, meta.budget, generator=generator)
+            result = kernel_shap_shard(model, images, meta.output, meta.budget, seed=meta.seed, start=start)
             tensors = {"values": result.values.float()}
             if result.std_errors is not None:
                 tensors["std_errors"] = result.std_errors.float()
@@ -130,13 +140,17 @@ class LabelCache:
 
     def load(self) -> torch.Tensor:
         """The merged labels ``[N, P, C]`` (ValueError if any is NaN or infinite)."""
+        return self.load_tensors()["values"]
+
+    def load_tensors(self) -> dict[str, torch.Tensor]:
+        """The merged ``values`` ``[N, P, C]`` and, where Kernel SHAP gave them, ``std_errors``."""
         path = self.folder / MERGED
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: compute and merge the label cache first")
-        values = load_file(str(path))["values"]
-        if not values.isfinite().all():
+        tensors = load_file(str(path))
+        if not tensors["values"].isfinite().all():
             raise ValueError(f"{path} holds non-finite labels: compute the label cache again")
-        return values
+        return tensors
 
     def load_for(self, *, value_model: str, data: str, seed: int, num_items: int) -> torch.Tensor:
         """The merged labels, once the metadata says they are labels of ``value_model`` (a weights
