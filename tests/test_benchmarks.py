@@ -26,6 +26,8 @@ def bench():
         ("P3", 0, {"A", "A unpacked", "B"}),
         ("P4", 8, {"A", "A unpacked", "B"}),
         ("P4-labels", 0, {"A", "B"}),
+        ("P4-bank", 4, {"A", "A unpacked", "B"}),
+        ("P4-fresh", 4, {"A", "A unpacked", "B"}),
     ],
 )
 def test_every_case_times_its_sides(bench, case, k, sides):

@@ -41,12 +41,19 @@ def assert_same_run(a, b, atol):
     assert la == pytest.approx(lb, abs=atol)
 
 
-@pytest.mark.parametrize("mode", ["predict", "explain"])
+def explain_args(tmp_path, tiny_base, common, mode):
+    """``train`` options of explain mode (coalition bank, or fresh coalitions), after training its value
+    model on ``common``."""
+    subprocess.run(train_args(tiny_base, tmp_path / "value.safetensors", *common), check=True)
+    explain = ["--mode", "explain", "--value-model", tmp_path / "value.safetensors", "--coalitions", 4]
+    return explain + (["--fresh-coalitions"] if mode == "explain-fresh" else [])
+
+
+@pytest.mark.parametrize("mode", ["predict", "explain", "explain-fresh"])
 def test_two_processes_match_one(tmp_path, tiny_base, mode):
     common = ["--train-size", 49, "--epochs", 2]  # batches of 16, 16 and 17 items
-    if mode == "explain":
-        subprocess.run(train_args(tiny_base, tmp_path / "value.safetensors", *common), check=True)
-        common += ["--mode", "explain", "--value-model", tmp_path / "value.safetensors", "--coalitions", 4]
+    if mode != "predict":
+        common += explain_args(tmp_path, tiny_base, common, mode)
     one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
     subprocess.run(train_args(tiny_base, one, *common), check=True)
     launched = subprocess.run(
@@ -80,8 +87,12 @@ def test_other_launchers_start_the_same_run(tmp_path, tiny_base, launcher):
     assert_same_run(one, two, atol=1e-5)
 
 
-def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_base):
+@pytest.mark.parametrize("mode", ["predict", "explain"])
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_base, mode):
+    """In explain mode the resumed run fills its coalition bank again: the same coalitions and values."""
     common = ["--train-size", 240, "--epochs", 3, "--keep-min", 0.5]
+    if mode == "explain":
+        common += explain_args(tmp_path, tiny_base, common, mode)
     full, resumed = tmp_path / "full.safetensors", tmp_path / "resumed.safetensors"
     subprocess.run(train_args(tiny_base, full, *common), check=True)
     state = state_path(resumed)

@@ -34,6 +34,12 @@ def train_command(
     ),
     alpha: float = typer.Option(0.05, help="explain mode: weight of the explanation loss."),
     coalitions: int = typer.Option(16, help="explain mode: K coalitions per image and step (even)."),
+    bank: bool = typer.Option(
+        True,
+        "--bank/--fresh-coalitions",
+        help="explain mode: draw each image's K coalitions once and run the value model on them once,"
+        " reused every epoch (--fresh-coalitions: new ones, and value-model passes, every step).",
+    ),
     init: Init = typer.Option(
         "base", help="explain mode: fine-tune from the base beside the value model (default) or from it."
     ),
@@ -108,6 +114,7 @@ def train_command(
                 supervision=supervision,
                 alpha=alpha,
                 num_coalitions=coalitions,
+                bank=bank,
                 init=init,
                 adapter=adapter,
                 labels=LabelCache(labels) if labels else None,

@@ -56,6 +56,8 @@ class ExplanationRecord(Record):
     supervision: Supervision | None = None
     alpha: float | None = None
     coalitions: int | None = None
+    coalition_bank: bool | None = None
+    """Amortised training: coalitions drawn and evaluated once per item (``False``: fresh every step)."""
     init: Init | None = None
     adapter: bool | None = None
     backbone: bool | None = None

@@ -27,6 +27,7 @@ def train_explainer(
     supervision: Supervision = "embedding",
     alpha: float = 0.05,
     num_coalitions: int = 16,
+    bank: bool = True,
     init: Init = "base",
     adapter: bool = False,
     labels: LabelCache | None = None,
@@ -40,7 +41,9 @@ def train_explainer(
     the base; ``"value"`` starts from the value model. ``base`` transferred better at 7×7 and without
     patch dropping, and as well elsewhere (docs/transfer.md). ``adapter`` adds the class-agnostic
     explanation adapter. ``labels`` (supervision ``"labels"``) must hold labels of this value model, data,
-    seed and training split. ``run`` goes to ``fit`` (``fabric``, ``state``, ``resume``)."""
+    seed and training split. ``bank`` (amortised modes): each item's coalitions are drawn, and evaluated
+    by the value model, once and reused every epoch (``AmortisedGameLoss``). ``run`` goes to ``fit``
+    (``fabric``, ``state``, ``resume``)."""
     if value_model.meta.base_fingerprint != base.meta.base_fingerprint:
         raise ValueError("the value model was not fine-tuned from this base (fingerprints differ)")
     train, val = load_splits(base, data, config, masks)
@@ -64,6 +67,7 @@ def train_explainer(
             num_coalitions=num_coalitions,
             alpha=alpha,
             seed=config.seed,
+            bank=bank,
         )
     if init == "value":
         model = copy.deepcopy(value_model.model)
@@ -80,6 +84,7 @@ def train_explainer(
         "supervision": supervision,
         "alpha": alpha,
         "coalitions": num_coalitions,
+        "coalition_bank": bank if supervision != "labels" else None,
         "init": init,
         "adapter": adapter,
         "value_model": value_fingerprint,

@@ -52,6 +52,7 @@ def train_shared_vector(
     *,
     alpha: float = 0.05,
     num_coalitions: int = 16,
+    bank: bool = True,
     adapter: bool = False,
     backbone: bool = True,
     progress: Tracker = SILENT,
@@ -59,7 +60,8 @@ def train_shared_vector(
     """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
 
     ``adapter`` adds the explanation adapter (its parameters join τ); ``backbone=False`` trains the
-    adapter alone, so predictions cannot change."""
+    adapter alone, so predictions cannot change. ``bank``: each source model's coalitions of an item are
+    evaluated once and reused every epoch (``AmortisedGameLoss``)."""
     if not (adapter or backbone):
         raise ValueError("nothing to train: enable the adapter, the backbone, or both")
     if any(p.meta.base_fingerprint != base.meta.base_fingerprint for p in predicts):
@@ -90,6 +92,7 @@ def train_shared_vector(
                 num_coalitions=num_coalitions,
                 alpha=alpha,
                 seed=config.seed + i,
+                bank=bank,
             ),
         )
         for i, (vit, p) in enumerate(zip(vits, predicts, strict=True))
@@ -133,6 +136,7 @@ def train_shared_vector(
             supervision="embedding",
             alpha=alpha,
             coalitions=num_coalitions,
+            coalition_bank=bank,
             recipe="shared",
             adapter=adapter,
             backbone=backbone,
