@@ -328,7 +328,7 @@ def timing_rows(
         if "lam-auto" in cases:
             plan.append(("lam-auto", 0))
         for name, k in plan:
-            batch = BATCH[shape][name.split("-")[0]]
+            batch = BATCH[shape][name.split("-")[0] if name.startswith("P4") else name]
             times = in_fresh_process(timing_case, name, shape, batch, device, repeats, k, threads)
             what, ratio, goal = GOALS[name]
             median = {side: statistics.median(t) for side, t in times.items()}
