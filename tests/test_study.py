@@ -142,7 +142,7 @@ def test_distance_curve_measures_every_row_on_each_base_and_draws_the_figures(re
     by_base = results["distances"]["lr0.001-e1"]
     assert sorted(by_base) == ["b0", "b1"]
     for rows in by_base.values():
-        assert set(rows) == {"lambda0", "rollout", "default", "contributions"}
+        assert set(rows) == {"lambda0", "rollout", "direct_attribution", "default", "contributions"}
         for row in rows.values():
             assert len(row["insertion_minus_deletion"]) == TINY["fidelity_images"]
             np.testing.assert_allclose(

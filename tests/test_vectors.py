@@ -137,3 +137,90 @@ def test_adapter_travels_in_tau_and_leaves_predictions_alone(pair, tmp_path):
     assert reloaded.meta.architecture["explain_adapter"] is True
     torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)
     adapter_only.check_compatible(predict)  # a model without adapter accepts an adapter-carrying vector
+
+
+def test_attention_adapter_starts_as_identity_travels_in_tau_and_leaves_predictions_alone(pair, tmp_path):
+    from explainvec.models.adapter import adapter_kind, add_adapter
+    from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+    from explainvec.models.self_explaining import SelfExplainingViT
+
+    explain, predict = pair
+    names, images = predict.meta.class_names, torch.randn(3, 3, 32, 32)
+    before = SelfExplainingViT(explain.model, names, "logit")(images).attributions
+    add_adapter(explain.model, "attention")
+    # zero-initialised output projections: the untrained adapter changes nothing
+    torch.testing.assert_close(SelfExplainingViT(explain.model, names, "logit")(images).attributions, before)
+    with torch.no_grad():
+        for p in explain.model.explain_adapter.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    tau = ExplainabilityVector.from_checkpoints(explain, predict)
+    assert any(n.startswith("explain_adapter.block.attn.qkv") for n in tau.tensors)
+    adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
+    edited = adapter_only.apply_to(predict.model, 1.0).eval()
+    assert adapter_kind(edited) == "attention" and adapter_kind(predict.model) is None
+    for a, b in zip(
+        edited.explain_adapter.parameters(), explain.model.explain_adapter.parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b)  # the identity adapter + τ is the trained adapter
+    assert torch.equal(edited(images), predict.model(images))
+    plain = SelfExplainingViT(predict.model, names, "logit")(images).attributions
+    after = SelfExplainingViT(edited, names, "logit")(images).attributions
+    assert not torch.allclose(plain, after, atol=1e-4)
+    # a patch's explanation depends on the other patches: change one patch, every row moves
+    moved = images.clone()
+    moved[:, :, :8, :8] += 1.0
+    changed = SelfExplainingViT(edited, names, "logit")(moved).attributions
+    assert not torch.allclose(changed[:, -1], after[:, -1], atol=1e-6)
+    path = save_checkpoint(tmp_path / "edited.safetensors", Checkpoint(edited, predict.meta))
+    reloaded = load_checkpoint(path)
+    assert reloaded.meta.architecture["explain_adapter"] == "attention"
+    torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)
+    adapter_only.meta = adapter_only.meta.model_copy(
+        update={
+            "explanation": adapter_only.meta.explanation.model_copy(
+                update={"adapter": "attention", "backbone": False}
+            )
+        }
+    )
+    adapter_only.save(tmp_path / "tau.safetensors")
+    loaded = ExplainabilityVector.load(tmp_path / "tau.safetensors")
+    assert loaded.tensors.keys() == adapter_only.tensors.keys()
+
+
+def test_contributions_adapter_starts_as_the_direct_attribution_and_travels_in_tau(pair, tmp_path):
+    from explainvec.evaluation.baselines import get_attributor
+    from explainvec.models.adapter import adapter_kind, add_adapter
+    from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+    from explainvec.models.self_explaining import SelfExplainingViT
+
+    explain, predict = pair
+    names, images = predict.meta.class_names, torch.randn(3, 3, 32, 32)
+    add_adapter(explain.model, "contributions")
+    start = SelfExplainingViT(explain.model, names, "logit")
+    out = start(images)
+    direct = get_attributor("direct_attribution")(start, images, out)
+
+    def centred(maps):
+        return maps - maps.mean(1, keepdim=True)
+
+    # at start the map is the training-free direct attribution (up to the efficiency shift)
+    torch.testing.assert_close(centred(out.attributions), centred(direct), atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        explain.model.explain_adapter.mix.weight.add_(
+            0.05 * torch.randn_like(explain.model.explain_adapter.mix.weight)
+        )
+    tau = ExplainabilityVector.from_checkpoints(explain, predict)
+    adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
+    edited = adapter_only.apply_to(predict.model, 1.0).eval()
+    assert adapter_kind(edited) == "contributions"
+    torch.testing.assert_close(edited.explain_adapter.mix.weight, explain.model.explain_adapter.mix.weight)
+    assert torch.equal(edited(images), predict.model(images))  # predictions never change
+    after = SelfExplainingViT(edited, names, "logit")(images).attributions
+    plain = get_attributor("direct_attribution")(
+        SelfExplainingViT(predict.model, names, "logit"), images, out
+    )
+    assert not torch.allclose(centred(after), centred(plain), atol=1e-3)
+    path = save_checkpoint(tmp_path / "edited.safetensors", Checkpoint(edited, predict.meta))
+    reloaded = load_checkpoint(path)
+    assert reloaded.meta.architecture["explain_adapter"] == "contributions"
+    torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)

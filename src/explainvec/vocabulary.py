@@ -39,6 +39,11 @@ masked outputs on a bank of coalitions evaluated once, or insertion − deletion
 
 DEFAULT_LAMBDA_CRITERION: LambdaCriterion = "shapley_fit"
 
+AdapterChoice = Literal["contributions", "linear", "attention", "none"]
+"""The explanation adapter a shared τ carries (``models/adapter.py``); ``none``: τ on the backbone only."""
+DEFAULT_ADAPTER: AdapterChoice = "contributions"
+"""Measured best in the hard regime (docs/transfer.md): at λ = 0 its map is the direct attribution."""
+
 Init = Literal["value", "base"]
 """Where a self-explaining fine-tune starts: from the value model or from the base."""
 

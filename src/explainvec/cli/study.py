@@ -21,9 +21,9 @@ def study_command(
     only: list[str] = typer.Option(None, help="Rerun only these variants."),
     table: bool = typer.Option(False, help="Only print the table of the finished cells."),
 ) -> None:
-    """Compare recipes of τ paired over bases and target seeds, beside λ = 0, rollout, integrated
-    gradients, Kernel SHAP-150 and the oracle; results in RUNS/<config name>.json, its figures (λ curves, transfer against fine-tuning distance)
-    beside it."""
+    """Compare recipes of τ paired over bases and target seeds, beside λ = 0, rollout, the direct
+    attribution, integrated gradients, Kernel SHAP-150 and the oracle; results in RUNS/<config name>.json,
+    its figures (λ curves, transfer against fine-tuning distance) beside it."""
     try:
         study = Study.model_validate_json(config.read_text())
     except ValidationError as error:

@@ -14,7 +14,7 @@ from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
-from explainvec.vocabulary import DEFAULT_LAMBDA_CRITERION, LambdaCriterion
+from explainvec.vocabulary import DEFAULT_ADAPTER, DEFAULT_LAMBDA_CRITERION, AdapterChoice, LambdaCriterion
 
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing OUT (never one of the inputs).")
 
@@ -28,9 +28,11 @@ def vector_command(
         None, help="Self-explaining source checkpoint: τ = EXPLAIN − PREDICT."
     ),
     base: Path | None = typer.Option(None, help="Without --explain: train one τ shared by every PREDICT."),
-    adapter: bool = typer.Option(False, help="Shared τ: add the explanation adapter to τ."),
+    adapter: AdapterChoice = typer.Option(
+        DEFAULT_ADAPTER, help="Shared τ: the explanation adapter τ carries (none: the backbone only)."
+    ),
     backbone: bool = typer.Option(
-        True, "--backbone/--adapter-only", help="Shared τ: train the backbone too."
+        False, "--backbone/--adapter-only", help="Shared τ: train the backbone too (predictions may change)."
     ),
     alpha: float = typer.Option(0.05, help="Shared τ: weight of the explanation loss."),
     coalitions: int = typer.Option(16, help="Shared τ: K coalitions per image and step."),
@@ -39,14 +41,16 @@ def vector_command(
         "--bank/--fresh-coalitions",
         help="Shared τ: each image's coalitions drawn and evaluated once, reused every epoch.",
     ),
-    epochs: int = typer.Option(4),
-    lr: float = typer.Option(3e-4),
+    epochs: int = typer.Option(12, help="Shared τ: epochs over each source's training images."),
+    lr: float = typer.Option(1e-3, help="Shared τ: learning rate."),
     train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
     device: str = typer.Option("cpu", help="Shared τ: cpu, cuda, cuda:N or auto."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out); or, with --base and
-    no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe)."""
+    no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe; by default
+    the contributions adapter alone, which never changes a prediction: give several source models, the
+    base itself among them when its training data is known)."""
     if explain is not None and len(predict) != 1:
         raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
     if explain is None and base is None:
@@ -65,7 +69,7 @@ def vector_command(
                 alpha=alpha,
                 num_coalitions=coalitions,
                 bank=bank,
-                adapter=adapter,
+                adapter=False if adapter == "none" else adapter,
                 backbone=backbone,
                 progress=progress,
             )

@@ -176,8 +176,9 @@ def suite_batch(
     )
 
 
-PAIRED_AGAINST = ("lambda0", "rollout")
-"""What a user already has for free: the unedited model's own map and attention rollout."""
+PAIRED_AGAINST = ("lambda0", "rollout", "direct_attribution")
+"""What a user already has for free: the unedited model's own map, attention rollout and the direct
+attribution (a training-free single pass; a transferred map must add to it)."""
 
 
 def build_report(

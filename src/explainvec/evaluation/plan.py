@@ -13,7 +13,7 @@ from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.vectors.explainability_vector import ExplainabilityVector
 from explainvec.vocabulary import Readout
 
-BASELINES = ("kernelshap150", "random", "rollout", "integrated_gradients")
+BASELINES = ("kernelshap150", "random", "rollout", "direct_attribution", "integrated_gradients")
 """Baselines the suite runs by default on the unedited model (or the model itself without one)."""
 
 

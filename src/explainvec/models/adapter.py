@@ -8,8 +8,9 @@ Three kinds, carried inside τ like any other parameter:
   projections start at zero, so it adds nothing until trained; its other weights start from a fixed
   seed, so every model's identity adapter is the same and τ's entries are relative to it.
 - ``contributions``: a linear map of what each patch sends the class token through attention in every
-  block (:mod:`explainvec.models.contributions`, ``[L·D] → D``), initialised to their sum, the
-  training-free direct attribution; τ learns what the direct path misses.
+  block (:mod:`explainvec.models.contributions`) and of its final token, ``[(L + 1)·D] → D``,
+  initialised to the sum of the shares (the final token weighted 0): the training-free direct
+  attribution; τ learns what the direct path misses.
 
 The class token's output is never read, so a model with an adapter predicts exactly as without; the map
 reads ``head(adapter(h)_j)``.
@@ -46,18 +47,18 @@ class AttentionAdapter(nn.Module):
 
 
 class ContributionAdapter(nn.Module):
-    """Per-block linearised contributions of each patch ``[B, P, L, D]`` → ``[B, P, D]``; their sum at
-    start."""
+    """Per-block linearised contributions ``[B, P, L, D]`` and final tokens ``[B, P, D]`` of each patch →
+    ``[B, P, D]``; at start the sum of the contributions."""
 
     def __init__(self, dim: int, depth: int) -> None:
         super().__init__()
-        self.mix = nn.Linear(depth * dim, dim)
+        self.mix = nn.Linear((depth + 1) * dim, dim)
         with torch.no_grad():
-            self.mix.weight.copy_(torch.eye(dim).repeat(1, depth))
+            self.mix.weight.copy_(torch.cat([torch.eye(dim).repeat(1, depth), torch.zeros(dim, dim)], 1))
             self.mix.bias.zero_()
 
-    def forward(self, contributions: torch.Tensor) -> torch.Tensor:
-        return self.mix(contributions.flatten(2))
+    def forward(self, contributions: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        return self.mix(torch.cat([contributions.flatten(2), patches], -1))
 
 
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -159,5 +160,5 @@ def adapted_patches(model: VisionTransformer, tokens: torch.Tensor) -> torch.Ten
             raise RuntimeError(
                 "the contributions adapter reads a full-image pass of masked_tokens (none kept)"
             )
-        return adapter(contributions[:, prefix:])
+        return adapter(contributions[:, prefix:], tokens[:, prefix:])
     return adapter(tokens[:, prefix:])

@@ -13,7 +13,7 @@ from explainvec.transfer import apply_vector
 if TYPE_CHECKING:
     from explainvec.study.run import StudyRun
 
-FREE_ROWS = ("lambda0", "rollout")
+FREE_ROWS = ("lambda0", "rollout", "direct_attribution")
 
 
 def distance_name(lr: float, epochs: int) -> str:

@@ -88,6 +88,8 @@ def plot_distance_curve(results: dict, path: str | Path) -> Path | None:
                 xs, [i.low for i in intervals], [i.high for i in intervals], color=colour, alpha=0.15
             )
     ax.set_xscale("log")
+    ax.set_xticks(list(settings), [name.replace("-", ", ") for name in settings.values()])
+    ax.minorticks_off()
     ax.set_xlabel("target fine-tune: learning rate × epochs")
     ax.set_ylabel("insertion − deletion")
     ax.legend(fontsize=7)

@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader
 
-from explainvec.models.adapter import ADAPTER, add_adapter
+from explainvec.models.adapter import ADAPTER, AdapterKind, add_adapter, kind_of
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.masking import masked_tokens
 from explainvec.models.records import ExplanationRecord
@@ -53,15 +53,15 @@ def train_shared_vector(
     alpha: float = 0.05,
     num_coalitions: int = 16,
     bank: bool = True,
-    adapter: bool = False,
+    adapter: bool | AdapterKind = False,
     backbone: bool = True,
     progress: Tracker = SILENT,
 ) -> ExplainabilityVector:
     """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
 
-    ``adapter`` adds the explanation adapter (its parameters join τ); ``backbone=False`` trains the
-    adapter alone, so predictions cannot change. ``bank``: each source model's coalitions of an item are
-    evaluated once and reused every epoch (``AmortisedGameLoss``)."""
+    ``adapter`` adds the explanation adapter (``True``: linear, or a kind; its parameters join τ);
+    ``backbone=False`` trains the adapter alone, so predictions cannot change. ``bank``: each source
+    model's coalitions of an item are evaluated once and reused every epoch (``AmortisedGameLoss``)."""
     if not (adapter or backbone):
         raise ValueError("nothing to train: enable the adapter, the backbone, or both")
     if any(p.meta.base_fingerprint != base.meta.base_fingerprint for p in predicts):
@@ -82,7 +82,7 @@ def train_shared_vector(
     vits = [copy.deepcopy(p.model).eval().requires_grad_(False).to(config.device) for p in predicts]
     if adapter:
         for vit in vits:
-            add_adapter(vit).requires_grad_(False)
+            add_adapter(vit, kind_of(adapter)).requires_grad_(False)
     models = [
         _Objective(
             vit,
