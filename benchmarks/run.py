@@ -18,7 +18,7 @@ into one sequence (the default) and one sequence per coalition (``pack_pairs=Fal
   dropping, as ``train --mode predict``) (goal ≤ 2); P4-fresh: the same with fresh coalitions every step
 - lam-auto: the λ search of ``apply --lam auto`` (default grid, 8 λ; and 32 λ) ÷ one insertion − deletion
   evaluation of the unedited model on the same images (goal ≤ 10), by the default criterion
-  (``shapley_fit``) and by the old one (``insertion_deletion``), all interleaved in one process
+  (``shapley_fit``) and, at 16 patches, by the old one (``insertion_deletion``), interleaved in one process
 
 Memory: every side alone in a fresh process, warmed up, then run once; the peak (VmHWM on CPU, with
 glibc returning freed blocks; peak allocated on the GPU) and its growth over the process before the
@@ -193,7 +193,8 @@ def sides(case: str, shape: str, batch: int, device: str, k: int = 0) -> dict[st
 
 def lambda_search_sides(vit, architecture: dict, images) -> dict[str, Callable[[], object]]:
     """``apply --lam auto``'s search (``A``: the default criterion on the default grid; ``A:…``: 32 λ, and
-    the old criterion) and ``B``: one insertion − deletion evaluation of the unedited model's map."""
+    at 16 patches the old criterion, about 8 × B, too slow to repeat at more) and ``B``: one insertion −
+    deletion evaluation of the unedited model's map."""
     import copy
 
     import torch
@@ -202,6 +203,7 @@ def lambda_search_sides(vit, architecture: dict, images) -> dict[str, Callable[[
     from explainvec.evaluation.metrics import insertion_deletion_auc
     from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
     from explainvec.models.self_explaining import SelfExplainingViT
+    from explainvec.models.vit import num_patches
     from explainvec.shapley.model_games import MaskedModelGame
     from explainvec.transfer import DEFAULT_GRID, lambda_curve
     from explainvec.vectors import ExplainabilityVector
@@ -225,14 +227,16 @@ def lambda_search_sides(vit, architecture: dict, images) -> dict[str, Callable[[
         out = sem(images)
         return insertion_deletion_auc(MaskedModelGame(vit, images), out.for_class(), out.predicted)
 
-    return {
+    sides = {
         "A": lambda: lambda_curve(vit, tau, images, readout="logit", grid=DEFAULT_GRID),
         "A:shapley_fit, 32 λ": lambda: lambda_curve(vit, tau, images, readout="logit", grid=fine),
-        "A:insertion_deletion, 8 λ": lambda: lambda_curve(
-            vit, tau, images, readout="logit", grid=DEFAULT_GRID, criterion="insertion_deletion"
-        ),
         "B": insertion_deletion,
     }
+    if num_patches(vit) <= 16:
+        sides["A:insertion_deletion, 8 λ"] = lambda: lambda_curve(
+            vit, tau, images, readout="logit", grid=DEFAULT_GRID, criterion="insertion_deletion"
+        )
+    return sides
 
 
 def synchronise(device: str) -> None:
