@@ -19,6 +19,10 @@ into one sequence (the default) and one sequence per coalition (``pack_pairs=Fal
 - lam-auto: the λ search of ``apply --lam auto`` (default grid, 8 λ; and 32 λ) ÷ one insertion − deletion
   evaluation of the unedited model on the same images (goal ≤ 10), by the default criterion
   (``shapley_fit``) and, at 16 patches, by the old one (``insertion_deletion``), interleaved in one process
+- explain: ``explain`` over a folder of images streamed by ``explain_to_folder`` (loader with 2 workers,
+  batched single passes, maps into ``attributions.npy``) with ``--overlays none`` (``explain``) and with
+  top-1 overlays drawn by 2 worker processes (``explain-top1``) ÷ a plain batched prediction pass over the
+  same folder with the same loader, images per second (goals ≥ 0.8 and ≥ 0.3)
 
 Memory: every side alone in a fresh process, warmed up, then run once; the peak (VmHWM on CPU, with
 glibc returning freed blocks; peak allocated on the GPU) and its growth over the process before the
@@ -34,6 +38,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 PRESET = {"patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3, "num_classes": 10}
@@ -61,7 +66,12 @@ for _shape in ("4x4", "7x7"):
 """Images per batch of each case. P2's single pass needs a batch that keeps the device busy (at 8 images
 the 4x4 and 7x7 forwards ran at a third of their per-image speed at 64); ViT-S is busy at 2 already, and
 Kernel SHAP-150 of 8 ViT-S images would take minutes per repeat."""
-CASES = ["P1", "P2", "P3", "P4", "lam-auto"]
+CASES = ["P1", "P2", "P3", "P4", "explain", "lam-auto"]
+FOLDER_BATCHES = 8
+"""explain / explain-top1: the folder holds this many batches of JPEGs at twice the model's input size
+(resized by its transform, as a user's photos would be)."""
+for _shape, _batch in {"4x4": 64, "7x7": 64, "vit_s16_224": 8}.items():
+    BATCH[_shape] |= {"explain": _batch, "explain-top1": _batch}
 KS = (8, 16, 32)
 EPOCHS = 4
 """P4-bank / P4-fresh: epochs of a fine-tune (``train``'s default), as steps over one batch."""
@@ -90,8 +100,13 @@ def sides(case: str, shape: str, batch: int, device: str, k: int = 0) -> dict[st
 
     ``case`` is P1..P4, or ``memory:<side>`` for one side of the memory table (B images each).
     """
+    if case.startswith("explain"):
+        return explain_folder_sides(case, shape, batch, device)
+    import copy
+
     import torch
 
+    from explainvec.models.adapter import add_adapter
     from explainvec.models.masking import masked_tokens
     from explainvec.models.self_explaining import SelfExplainingViT
     from explainvec.models.vit import build_vit, num_patches
@@ -172,6 +187,10 @@ def sides(case: str, shape: str, batch: int, device: str, k: int = 0) -> dict[st
         return {"run": {"predict": lambda: vit(images), "explain+predict": lambda: sem(images)}[side]}
     if case == "P1":
         return {"A": lambda: sem(images), "B": lambda: vit(images)}
+    if case == "P1-contributions":
+        adapted = add_adapter(copy.deepcopy(vit), "contributions").eval()
+        explainer = SelfExplainingViT(adapted, sem.class_names, "logit")
+        return {"A": lambda: explainer(images), "B": lambda: vit(images)}
     if case == "P2":
         return {"A": shap(True), "A unpacked": shap(False), "B": lambda: sem(images)}
     if case == "P3":
@@ -239,6 +258,60 @@ def lambda_search_sides(vit, architecture: dict, images) -> dict[str, Callable[[
     return sides
 
 
+def explain_folder_sides(case: str, shape: str, batch: int, device: str) -> dict[str, Callable[[], object]]:
+    """``A``: ``explain_to_folder`` over a folder of JPEGs (no overlays, or top-1 overlays for
+    ``explain-top1``), writing into the same folder each time; ``B``: the plain model over the same folder,
+    same loader (listing, decoding and preprocessing in 2 worker processes, same batches)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from explainvec.data.preprocess import Preprocess
+    from explainvec.evaluation.explain_files import explain_loader, explain_to_folder, image_items
+    from explainvec.models.checkpoint import Checkpoint, CheckpointMeta
+    from explainvec.models.self_explaining import SelfExplainingViT
+    from explainvec.models.vit import build_vit
+
+    torch.manual_seed(0)
+    architecture = SHAPES[shape]
+    vit = build_vit(architecture).to(device).eval()
+    size, count = architecture["img_size"], FOLDER_BATCHES * batch
+    folder = Path(tempfile.mkdtemp(prefix="explainvec-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        (folder / "images" / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        photo = coarse.resize((2 * size, 2 * size), Image.Resampling.BICUBIC)
+        photo.save(folder / "images" / f"c{i % 4}" / f"{i}.jpg", quality=90)
+    classes = [str(c) for c in range(architecture["num_classes"])]
+    meta = CheckpointMeta(
+        kind="predict",
+        architecture=architecture,
+        class_names=classes,
+        preprocess=Preprocess(image_size=size),
+        base_fingerprint="benchmark",
+    )
+    checkpoint, sem = Checkpoint(vit, meta), SelfExplainingViT(vit, classes, "logit")
+    overlays = "top1" if case == "explain-top1" else "none"
+
+    def explain():
+        inputs = image_items(checkpoint, [folder / "images"])
+        explain_to_folder(sem, meta.preprocess, inputs, folder / "out", overlays=overlays, batch_size=batch,
+                          workers=2, device=device)  # fmt: skip
+
+    def predict():
+        inputs = image_items(checkpoint, [folder / "images"])
+        for _, images, _ in explain_loader(inputs, batch_size=batch, workers=2):
+            vit(images.to(device)).cpu()
+
+    return {"A": explain, "B": predict}
+
+
 def synchronise(device: str) -> None:
     import torch
 
@@ -302,16 +375,20 @@ def memory_case(side: str, shape: str, batch: int, device: str, threads: int | N
 
 
 def in_fresh_process(fn, *args):
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+    """``fn(*args)`` in a fresh process; not a daemon, so a case may start processes of its own (loaders)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 GOALS = {
     "P1": ("explain+predict ÷ predict throughput", lambda a, b: b / a, "≥ 0.97"),
+    "P1-contributions": ("explain+predict with the default τ's adapter ÷ predict", lambda a, b: b / a, "—"),
     "P2": ("Kernel SHAP-150 ÷ single pass, time per image", lambda a, b: a / b, "≥ 100"),
     "P3": ("masked evaluation ÷ plain forward throughput", lambda a, b: b / a, "≥ 0.9"),
     "P4": ("supervised step (K) ÷ plain step", lambda a, b: a / b, "≤ 1 + 0.1 K"),
     "P4-labels": ("step on cached Kernel SHAP labels ÷ plain step", lambda a, b: a / b, "—"),
+    "explain": ("explain a folder, no overlays ÷ predict, images/s", lambda a, b: b / a, "≥ 0.8"),
+    "explain-top1": ("explain a folder, top-1 overlays ÷ predict, images/s", lambda a, b: b / a, "≥ 0.3"),
     "P4-bank": ("explain fine-tune, coalition bank ÷ predict fine-tune", lambda a, b: a / b, "≤ 2"),
     "P4-fresh": ("explain fine-tune, fresh coalitions ÷ predict fine-tune", lambda a, b: a / b, "—"),
     "lam-auto": ("λ search (shapley_fit, 8 λ) ÷ one insertion − deletion", lambda a, b: a / b, "≤ 10"),
@@ -325,6 +402,10 @@ def timing_rows(
     rows = []
     for shape in shapes:
         plan = [(name, 0) for name in ("P1", "P2", "P3") if name in cases]
+        if "P1" in cases:
+            plan.insert(1, ("P1-contributions", 0))
+        if "explain" in cases:
+            plan += [("explain", 0), ("explain-top1", 0)]
         if "P4" in cases:
             plan += [("P4", k) for k in KS] + [("P4-labels", 0)]
         if "P4" in cases or "P4-bank" in cases:
@@ -332,7 +413,7 @@ def timing_rows(
         if "lam-auto" in cases:
             plan.append(("lam-auto", 0))
         for name, k in plan:
-            batch = BATCH[shape][name.split("-")[0] if name.startswith("P4") else name]
+            batch = BATCH[shape][name.split("-")[0] if name.startswith(("P4", "P1")) else name]
             times = in_fresh_process(timing_case, name, shape, batch, device, repeats, k, threads)
             what, ratio, goal = GOALS[name]
             median = {side: statistics.median(t) for side, t in times.items()}

@@ -22,10 +22,13 @@ def bench():
     ("case", "k", "sides"),
     [
         ("P1", 0, {"A", "B"}),
+        ("P1-contributions", 0, {"A", "B"}),
         ("P2", 0, {"A", "A unpacked", "B"}),
         ("P3", 0, {"A", "A unpacked", "B"}),
         ("P4", 8, {"A", "A unpacked", "B"}),
         ("P4-labels", 0, {"A", "B"}),
+        ("explain", 0, {"A", "B"}),
+        ("explain-top1", 0, {"A", "B"}),
         ("P4-bank", 4, {"A", "A unpacked", "B"}),
         ("P4-fresh", 4, {"A", "A unpacked", "B"}),
     ],

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from captum.attr import LayerIntegratedGradients
 
-from explainvec.models.contributions import contributions_of
+from explainvec.models.contributions import direct_logits
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
@@ -81,11 +81,10 @@ def attention_rollout(model: SelfExplainingViT, images: torch.Tensor, out: Expla
 @torch.no_grad()
 def direct_attribution(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
     """Each patch's direct contribution to the logits: what it sends the class token through attention in
-    every block (:func:`explainvec.models.contributions.contributions_of`), summed over blocks and read
-    by the head. One forward pass, no training, any ViT: a map a user can have for free."""
-    vit = model.vit
-    contributions = contributions_of(vit, images).sum(2)
-    return (contributions @ vit.head.weight.T)[:, vit.num_prefix_tokens :]
+    every block, summed over blocks and read by the head
+    (:func:`explainvec.models.contributions.direct_logits`). One forward pass, no training, any ViT: a
+    map a user can have for free."""
+    return direct_logits(model.vit, images)
 
 
 def integrated_gradients(steps: int = 16) -> Attributor:

@@ -25,6 +25,8 @@ import torch
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
+from explainvec.models.contributions import mixed_contributions
+
 ADAPTER = "explain_adapter"
 AdapterKind = Literal["linear", "attention", "contributions"]
 ATTENTION_SEED = 0
@@ -57,8 +59,13 @@ class ContributionAdapter(nn.Module):
             self.mix.weight.copy_(torch.cat([torch.eye(dim).repeat(1, depth), torch.zeros(dim, dim)], 1))
             self.mix.bias.zero_()
 
-    def forward(self, contributions: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-        return self.mix(torch.cat([contributions.flatten(2), patches], -1))
+    def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
+        """The adapted patch tokens from what ``captured_attention`` kept of ``model``'s forward pass and
+        its final tokens ``[B, T, D]`` (``mix`` applied to the linearised contributions, folded per block)."""
+        dim, prefix = tokens.shape[-1], model.num_prefix_tokens
+        blocks = list(self.mix.weight[:, :-dim].split(dim, dim=1))
+        shares = mixed_contributions(model, captured, blocks, prefix)
+        return shares + tokens[:, prefix:] @ self.mix.weight[:, -dim:].T + self.mix.bias
 
 
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -67,9 +74,9 @@ _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 them)."""
 
 
-def keep_contributions(model: VisionTransformer, contributions: torch.Tensor) -> None:
-    """Hand the contributions of this forward pass to ``model``'s ``contributions`` adapter."""
-    _PENDING[getattr(model, ADAPTER)] = contributions
+def keep_contributions(model: VisionTransformer, captured: dict) -> None:
+    """Hand what ``captured_attention`` kept of this forward pass to ``model``'s ``contributions`` adapter."""
+    _PENDING[getattr(model, ADAPTER)] = captured
 
 
 def needs_contributions(model: VisionTransformer) -> bool:
@@ -155,10 +162,10 @@ def adapted_patches(model: VisionTransformer, tokens: torch.Tensor) -> torch.Ten
     if isinstance(adapter, AttentionAdapter):
         return adapter(tokens)[:, prefix:]
     if isinstance(adapter, ContributionAdapter):
-        contributions = _PENDING.pop(adapter, None)
-        if contributions is None or len(contributions) != len(tokens):
+        captured = _PENDING.pop(adapter, None)
+        if captured is None or len(captured["residual"]) != len(tokens):
             raise RuntimeError(
                 "the contributions adapter reads a full-image pass of masked_tokens (none kept)"
             )
-        return adapter(contributions[:, prefix:], tokens[:, prefix:])
+        return adapter(captured, model, tokens)
     return adapter(tokens[:, prefix:])

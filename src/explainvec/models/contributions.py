@@ -35,19 +35,46 @@ def captured_attention(model: VisionTransformer):
             hook.remove()
 
 
+def _weighted_values(block, qkv: torch.Tensor) -> torch.Tensor:
+    """Each token's value vectors weighted by the class token's attention, heads side by side: ``[B, T, D]``
+    (before the output projection)."""
+    attn = block.attn
+    b, n, _ = qkv.shape
+    q, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    weights = ((attn.q_norm(q[:, :, :1]) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1)
+    return (weights.transpose(-2, -1) * v).permute(0, 2, 1, 3).reshape(b, n, -1)
+
+
 def block_contributions(model: VisionTransformer, captured: dict) -> torch.Tensor:
     """Each token's share of the class token's attention output in every block, ``[B, T, L, D]`` (with the
     output projection's bias they sum over tokens to that output; timm's ``Attention`` without scale-norm
     or gate), from what :func:`captured_attention` kept of one forward pass."""
-    shares = []
-    for block, qkv in zip(model.blocks, captured["qkv"], strict=True):
-        attn = block.attn
-        b, n, _ = qkv.shape
-        q, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-        weights = ((attn.q_norm(q[:, :, :1]) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1)
-        share = (weights.transpose(-2, -1) * v).permute(0, 2, 1, 3).reshape(b, n, -1)
-        shares.append(block.ls1(share @ attn.proj.weight.T))
+    shares = [
+        block.ls1(_weighted_values(block, qkv) @ block.attn.proj.weight.T)
+        for block, qkv in zip(model.blocks, captured["qkv"], strict=True)
+    ]
     return torch.stack(shares, dim=2)
+
+
+def mixed_contributions(
+    model: VisionTransformer, captured: dict, mixes: list[torch.Tensor], first: int = 0
+) -> torch.Tensor:
+    """``Σ_l M_l · c_l`` for tokens ``first:`` with ``c_l`` the :func:`linearised_contributions` of block
+    ``l`` and ``M_l`` (``[D_out, D]``) one per block: ``[B, T − first, D_out]``, without materialising the
+    per-block contributions. Centring, the final norm's weight, the layer scale and the output projection
+    are linear, so they fold into one ``[D_out, D]`` matrix per block; only the class token's ``1/σ`` stays
+    per image."""
+    residual = captured["residual"][:, 0]
+    sigma = (residual.var(-1, unbiased=False) + model.norm.eps).sqrt()
+    total = None
+    for block, qkv, mix in zip(model.blocks, captured["qkv"], mixes, strict=True):
+        scaled = mix * model.norm.weight
+        centred = scaled - scaled.mean(1, keepdim=True)
+        layer_scale = getattr(block.ls1, "gamma", None)
+        folded = (centred if layer_scale is None else centred * layer_scale) @ block.attn.proj.weight
+        term = _weighted_values(block, qkv)[:, first:] @ folded.T
+        total = term if total is None else total + term
+    return total / sigma[:, None, None]
 
 
 def linearised_contributions(model: VisionTransformer, captured: dict) -> torch.Tensor:
@@ -59,8 +86,10 @@ def linearised_contributions(model: VisionTransformer, captured: dict) -> torch.
     return (shares - shares.mean(-1, keepdim=True)) * model.norm.weight / sigma[:, None, None, None]
 
 
-def contributions_of(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
-    """:func:`linearised_contributions` of ``images`` ``[B, 3, H, W]`` from one forward pass."""
+def direct_logits(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
+    """The direct attribution of ``images`` ``[B, 3, H, W]``: each patch's linearised contributions summed
+    over blocks and read by the head, ``[B, P, C]``, from one forward pass."""
     with captured_attention(model) as captured:
         model.forward_features(images)
-    return linearised_contributions(model, captured)
+    head = model.head.weight
+    return mixed_contributions(model, captured, [head] * len(model.blocks), model.num_prefix_tokens)

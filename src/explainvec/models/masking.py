@@ -13,7 +13,7 @@ import torch
 from timm.models.vision_transformer import Block, VisionTransformer
 
 from explainvec.models.adapter import keep_contributions, needs_contributions
-from explainvec.models.contributions import captured_attention, linearised_contributions
+from explainvec.models.contributions import captured_attention
 from explainvec.models.vit import embed
 
 
@@ -37,7 +37,7 @@ def masked_tokens(
     if keep is None and needs_contributions(model):
         with captured_attention(model) as captured:
             tokens = model.norm(model.blocks(tokens))
-        keep_contributions(model, linearised_contributions(model, captured))
+        keep_contributions(model, captured)
         return tokens
     if keep is None:
         return model.norm(model.blocks(tokens))
