@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import timm
 import torch
@@ -11,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from explainvec.cli.main import app
+from explainvec.evaluation.explain_files import read_explained
 from explainvec.models.backbones import timm_base
 from explainvec.models.checkpoint import load_checkpoint
 
@@ -110,7 +109,5 @@ def test_import_train_vector_apply_explain_through_the_cli(tmp_path, weight_file
     name = "blocks.11.attn.qkv.weight"
     torch.testing.assert_close(edited.model.state_dict()[name], predict[name] + 0.5 * tau[name])
     assert edited.meta.architecture["timm_model"] == NAME
-    explanations = json.loads((tmp_path / "maps" / "explanations.json").read_text())
-    assert len(explanations["images"]) == 2
-    assert len(explanations["images"][0]["attributions"]) == 4  # 2x2 patches × 5 classes
-    assert len(explanations["images"][0]["attributions"][0]) == 5
+    explained = read_explained(tmp_path / "maps")
+    assert explained.attributions.shape == (2, 4, 5)  # 2 images, 2x2 patches × 5 classes

@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from explainvec.cli.main import app
+from explainvec.evaluation.explain_files import read_explained
 from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
@@ -199,10 +200,10 @@ def test_explain_mode_labels_and_explain_command(tmp_path, base_path):
     out = tmp_path / "explained"
     result = invoke("explain", picture, "--model", sem, "--out", out, "--data", "synthetic:geo", "--count", 2)
     assert result.exit_code == 0, result.output
-    explained = json.loads((out / "explanations.json").read_text())
-    assert len(explained["images"]) == 3 and explained["readout"] == "logit"
-    assert np.array(explained["images"][0]["attributions"]).shape == (16, 5)
-    for record in explained["images"]:
+    explained = read_explained(out)
+    assert len(explained.names) == 3 and explained.index["readout"] == "logit"
+    assert explained.attributions.shape == (3, 16, 5) and explained.paths[0] == str(picture)
+    for record in explained.index["images"]:
         with Image.open(out / record["image"]) as png:
             assert png.width > 300 and png.height > 150
             assert np.asarray(png.convert("L")).std() > 10

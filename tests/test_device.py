@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from explainvec.cli.main import app
 from explainvec.data.preprocess import Preprocess
 from explainvec.data.sources import data_class_names
+from explainvec.evaluation.explain_files import read_explained
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.models.fingerprint import fingerprint
@@ -98,7 +100,8 @@ def written(command, out):
     """What a run of ``command`` wrote under ``out``, less what varies by run: wall-clock costs and the
     fresh id pairing a checkpoint's weights with its sidecar."""
     if command == "explain":
-        return json.loads((out / "explanations.json").read_text()), sorted(p.name for p in out.iterdir())
+        explained = read_explained(out)
+        return explained.index, explained.attributions.tobytes(), sorted(p.name for p in out.iterdir())
     if command == "evaluate":
         rows = json.loads((out / "report.json").read_text())["rows"]
         timed = ("ms_per_image", "evaluation_seconds")
@@ -170,7 +173,7 @@ def test_device_cpu_writes_what_the_default_writes(tmp_path, models, command, mo
     default = written(command, tmp_path / "default")
     assert default == written(command, tmp_path / "cpu")
     if command == "explain":
-        assert len(default[0]["images"]) == 3 and len(default[1]) == 4  # 3 PNGs and the JSON
+        assert len(default[0]["images"]) == 3 and len(default[2]) == 5  # 3 PNGs, the maps and the JSON
     elif command == "evaluate":
         assert [row["method"] for row in default] == ["model", "lambda0", "random", "random_vector"]
     else:
@@ -185,11 +188,11 @@ def test_cuda_matches_cpu(tmp_path, models, monkeypatch):
         for device in ("cpu", "cuda"):
             run(command_args(command, models, tmp_path / command / device), "--device", device)
 
-    cpu, cuda = (written("explain", tmp_path / "explain" / device)[0] for device in ("cpu", "cuda"))
-    for a, b in zip(cpu["images"], cuda["images"], strict=True):
+    cpu, cuda = (read_explained(tmp_path / "explain" / device) for device in ("cpu", "cuda"))
+    for a, b in zip(cpu.index["images"], cuda.index["images"], strict=True):
         assert a["predicted"] == b["predicted"]
-        attributions = [torch.tensor(record["attributions"]) for record in (b, a)]
-        torch.testing.assert_close(*attributions, atol=1e-4, rtol=1e-4)
+    attributions = [torch.from_numpy(np.array(run.attributions)) for run in (cuda, cpu)]
+    torch.testing.assert_close(*attributions, atol=1e-4, rtol=1e-4)
 
     cpu, cuda = (written("evaluate", tmp_path / "evaluate" / device) for device in ("cpu", "cuda"))
     assert [row["method"] for row in cuda] == [

@@ -140,7 +140,8 @@ def test_non_finite_image_is_refused_before_anything_is_written(tmp_path):
         explain_to_folder(model, checkpoint.meta.preprocess, items, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     explain_to_folder(model, checkpoint.meta.preprocess, items[:1], tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["explanations.json", "fine.png"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["attributions.npy", "explanations.json", "fine.png"]
 
 
 def test_vector_refuses_another_architecture_grid_or_base(tmp_path):

@@ -4,8 +4,6 @@ through the command line."""
 
 from __future__ import annotations
 
-import json
-
 import open_clip
 import pytest
 import torch
@@ -23,6 +21,7 @@ from typer.testing import CliRunner
 
 from explainvec.cli.main import app
 from explainvec.data.domains import GEO
+from explainvec.evaluation.explain_files import read_explained
 from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 from explainvec.models.huggingface import hf_base, hf_preprocess
 from explainvec.models.masking import masked_logits
@@ -162,9 +161,8 @@ def test_train_vector_apply_explain_through_the_cli_on_an_imported_vit(folders, 
         assert result.exit_code == 0, f"{step[0]}: {result.output}"
     meta = load_checkpoint(edited).meta
     assert meta.kind == "edited" and meta.base_fingerprint == load_checkpoint(base).meta.base_fingerprint
-    explained = json.loads((out / "explanations.json").read_text())
-    assert explained["class_names"] == GEO_NAMES and len(explained["images"]) == 2
-    assert torch.tensor(explained["images"][0]["attributions"]).shape == (16, 5)
+    explained = read_explained(out)
+    assert explained.class_names == GEO_NAMES and explained.attributions.shape == (2, 16, 5)
 
 
 def test_a_clip_folder_imports_through_the_cli_with_the_data_class_names(folders, tmp_path):

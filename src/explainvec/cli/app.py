@@ -14,10 +14,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from explainvec.errors import ExplainvecError
 
@@ -105,15 +107,33 @@ class RichTask:
             self.progress.update(self.id, advance=steps, description=description)
 
 
+class RateColumn(ProgressColumn):
+    """Steps per second, named by their unit (``123.4 images/s``)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f} {self.unit}/s", style="progress.data.speed")
+
+
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[RichTracker]:
-    """A shared rich progress display for one command (``enabled=False``: silent, e.g. on ranks > 0)."""
+def progress_bar(enabled: bool = True, unit: str | None = None) -> Iterator[RichTracker]:
+    """A shared rich progress display for one command (``enabled=False``: silent, e.g. on ranks > 0;
+    ``unit``: also show steps per second, e.g. ``images/s``)."""
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        *([RateColumn(unit)] if unit else []),
         console=console,
         disable=not enabled,
     ) as progress:
-        yield RichTracker(progress)
+        try:
+            yield RichTracker(progress)
+        except BaseException:
+            progress.live.transient = True  # a failed run's bar is cleared: its one-line error stands alone
+            raise
