@@ -22,7 +22,7 @@ import explainvec.io
 from explainvec.cli.main import app
 from explainvec.data import Preprocess, load_data
 from explainvec.data.synthetic import SPLITS
-from explainvec.errors import ExplainvecError, FileFormatError
+from explainvec.errors import ExplainvecError, FileFormatError, OutputError
 from explainvec.evaluation.explain_files import ImageItem, explain_to_folder
 from explainvec.io import write_tensors
 from explainvec.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -82,6 +82,22 @@ def test_train_on_a_broken_folder_exits_2_and_writes_nothing(tmp_path, broken, w
     assert str(bad) in line
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+    """The writer has written half its bytes when the disk fills up: the file written before is intact and
+    the temporary file is removed (the refusals above happen before any write starts)."""
+    path = write_tensors(tmp_path / "t.safetensors", {"w": torch.arange(4.0)})
+    old = path.read_bytes()
+
+    def half_then_disk_full(target):
+        target.write_bytes(b"x" * (len(old) // 2))
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OutputError, match=r"cannot write \S+t\.safetensors: no space left on device"):
+        explainvec.io.atomic_write(path, half_then_disk_full)
+    assert path.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["t.safetensors"]
 
 
 def test_non_finite_weights_are_refused_on_write_and_on_load(tmp_path):
