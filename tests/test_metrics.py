@@ -72,8 +72,12 @@ def test_fidelity_metrics_by_hand():
     estimate = torch.tensor([[0.0, 9.0, 1.0, 2.0]])
     torch.testing.assert_close(m.precision_at_k(estimate, reference), torch.tensor([0.0]))
     torch.testing.assert_close(m.precision_at_k(estimate, reference, k=2), torch.tensor([0.5]))
-    signs = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    torch.testing.assert_close(m.sign_agreement(signs, reference), torch.tensor([0.5]))
+    signs = torch.tensor([[1.0, -1.0, 1.0, 1.0]])  # three of four signs agree
+    torch.testing.assert_close(m.sign_agreement(signs, reference), torch.tensor([0.75]))
+    # top-1 [1, 0, 2] against the reference's [1, 1, 2]
+    logits = torch.tensor([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0], [0.0, 0.0, 5.0]])
+    reference_logits = torch.tensor([[0.0, 5.0, 1.0], [0.0, 4.0, 1.0], [1.0, 0.0, 6.0]])
+    assert m.agreement(logits, reference_logits).tolist() == [1.0, 0.0, 1.0]
 
 
 def test_spearman_ranks_ties_by_their_mean_rank():

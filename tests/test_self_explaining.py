@@ -53,6 +53,15 @@ def test_heatmap_is_the_patch_grid_upsampled(tiny_vit):
     torch.testing.assert_close(centred[:, 24:, 8:16], head[:, None, None].expand(2, 8, 8), atol=1e-5, rtol=0)
     predicted = out.for_class()
     assert torch.equal(predicted, out.attributions[torch.arange(2), :, out.predicted])
+    # smooth: bilinear from patch centres (align_corners=False), 8 pixels per patch. Pixel column x reads the
+    # grid at (x + 0.5) / 8 − 0.5, clamped at the border: the top-left 4×4 pixels are patch (0, 0); pixel
+    # (0, 7) reads 0.4375 of the way from patch (0, 0) to patch (0, 1)
+    smooth = out.heatmap(2, smooth=True)
+    assert smooth.shape == (2, 32, 32)
+    torch.testing.assert_close(smooth[:, :4, :4], grid[:, :1, :1].expand(2, 4, 4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        smooth[:, 0, 7], 0.5625 * grid[:, 0, 0] + 0.4375 * grid[:, 0, 1], atol=1e-6, rtol=0
+    )
 
 
 def test_load_any_checkpoint(tiny_vit, tmp_path):
