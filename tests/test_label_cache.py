@@ -53,6 +53,10 @@ def test_sharded_ranks_equal_one_process_and_resume(tiny_vit, data, tmp_path):
     assert labels.shape == (8, 16, 5)
     assert torch.equal(labels, single.load())
     assert_labels_are_kernel_shap(labels, tiny_vit, data)
+    # the standard errors travel with the labels (evaluate --labels reads them): shard 0's, by hand
+    game = MaskedModelGame(tiny_vit, torch.stack([data[i][0] for i in range(3)]), "probability")
+    expected = kernel_shap(game, 32, generator=torch.Generator().manual_seed(0)).std_errors.float()
+    torch.testing.assert_close(split.load_tensors()["std_errors"][:3], expected, atol=1e-6, rtol=0)
 
     # A killed run resumes: only the missing shard is computed again.
     split.shard_path(3, 6).unlink()
