@@ -316,7 +316,8 @@ def test_kernel_shap_budget_accounting() -> None:
     assert sum(game.calls) == 150 and max(game.calls) <= 64
     assert result.values.shape == result.std_errors.shape == (2, 5, 2)
     assert result.base.shape == result.full.shape == (2, 2)
-    assert kernel_shap(game, 4).std_errors is None
+    assert kernel_shap(game, 4).std_errors is None  # one paired draw
+    assert kernel_shap(game, 6).std_errors is not None  # two paired draws: the fewest with a spread
 
 
 @pytest.mark.parametrize(("budget", "paired"), [(3, True), (2, False), (151, True), (5, True), (0, False)])
