@@ -106,7 +106,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_base, mode):
     assert refused.returncode == 2 and "--resume" in refused.stderr
     subprocess.run(train_args(tiny_base, resumed, *common, "--resume"), check=True)
     assert not state.exists()
-    assert_same_run(full, resumed, atol=0)
+    # explain mode refills its bank after the resume in other batches than the first run did: the same
+    # coalitions, values equal up to the order of float sums (4.7e-10 seen with 2 threads)
+    assert_same_run(full, resumed, atol=0 if mode != "explain" else 1e-7)
 
 
 def test_label_cache_filled_by_two_processes_equals_one(tmp_path, tiny_base):
