@@ -107,8 +107,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_base, mode):
     subprocess.run(train_args(tiny_base, resumed, *common, "--resume"), check=True)
     assert not state.exists()
     # explain mode refills its bank after the resume in other batches than the first run did: the same
-    # coalitions, values equal up to the order of float sums (4.7e-10 seen with 2 threads)
-    assert_same_run(full, resumed, atol=0 if mode != "explain" else 1e-7)
+    # coalitions, values equal up to the order of float sums (4.7e-10 with 2 threads), which three epochs
+    # carry to the weights (6e-7 seen); with one thread the runs are identical
+    assert_same_run(full, resumed, atol=0 if mode != "explain" else 1e-5)
 
 
 def test_label_cache_filled_by_two_processes_equals_one(tmp_path, tiny_base):
