@@ -163,3 +163,21 @@ def test_insertion_deletion_stays_reachable_and_scores_as_before(pair):
     assert {"score", "fit_mse"} <= default.meta.explanation.lambda_curve[0].keys()
     with pytest.raises(ValueError, match="unknown λ criterion"):
         apply_vector(target, tau, "auto", data=images, criterion="accuracy")
+
+
+def test_apply_says_plainly_when_lam_auto_keeps_zero(pair, tmp_path):
+    from typer.testing import CliRunner
+
+    from explainvec.cli.main import app
+    from explainvec.models.checkpoint import save_checkpoint
+
+    explain, predict = pair
+    target = save_checkpoint(tmp_path / "target.safetensors", predict)
+    # a vector so large that every λ > 0 changes most predictions: the rule must keep λ = 0
+    (ExplainabilityVector.from_checkpoints(explain, predict) * 1e3).save(tmp_path / "tau.safetensors")
+    args = ["apply", "--model", target, "--vector", tmp_path / "tau.safetensors", "--lam", "auto",
+            "--data", "synthetic:geo", "--images", 16, "--out", tmp_path / "edited.safetensors"]  # fmt: skip
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "edited.safetensors").meta.explanation.lam == 0
+    assert "kept λ = 0" in " ".join(result.output.split())

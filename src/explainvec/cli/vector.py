@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from explainvec.cli.app import app, console, handle_errors, progress_bar
+from explainvec.models.adapter import has_adapter
 from explainvec.models.checkpoint import check_checkpoint_output, load_checkpoint, save_checkpoint
 from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
@@ -129,6 +130,12 @@ def apply_command(
     explanation = edited.meta.explanation
     if explanation.lambda_curve is not None:
         _print_curve(explanation.lambda_curve, explanation.lam, lam_criterion)
+        if explanation.lam == 0:
+            console.print(
+                f"--lam auto kept λ = 0: no λ > 0 scored better while keeping ≥ {min_agreement:.0%} of "
+                f"{model.name}'s predictions, so τ adds nothing here"
+                + (" beyond its adapter's starting map" if has_adapter(edited.model) else "")
+            )
     save_checkpoint(out, edited)
     console.print(f"wrote {out} = {model.name} + {explanation.lam}·τ")
 
