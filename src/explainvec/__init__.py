@@ -13,13 +13,14 @@ from explainvec.models.adapter import add_adapter
 from explainvec.models.backbones import load_base, timm_base
 from explainvec.models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
 from explainvec.models.clip import clip_base
+from explainvec.models.contributions import direct_logits
 from explainvec.models.huggingface import hf_base, hf_checkpoint
 from explainvec.models.in_memory import wrap
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT, load, readout_of
 from explainvec.models.vit import GRID_PRESETS, build_vit
 from explainvec.shapley import exact_shapley, kernel_shap, permutation_shapley
 from explainvec.shapley.model_games import MaskedModelGame, PixelMaskedGame
-from explainvec.study import Study, run_study, study_table
+from explainvec.study import Study, run_study, study_figures, study_table
 from explainvec.training import TrainConfig, finetune, pretrain, train_explainer
 from explainvec.transfer import apply_vector, choose_lambda, lambda_curve
 from explainvec.vectors import ExplainabilityVector, VectorEdit, train_shared_vector
@@ -50,6 +51,7 @@ __all__ = [
     "build_vit",
     "choose_lambda",
     "clip_base",
+    "direct_logits",
     "exact_shapley",
     "explain_func",
     "export_domain",
@@ -68,6 +70,7 @@ __all__ = [
     "readout_of",
     "run_study",
     "save_checkpoint",
+    "study_figures",
     "study_table",
     "suite_report",
     "timm_base",

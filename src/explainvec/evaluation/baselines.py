@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from captum.attr import LayerIntegratedGradients
 
-from explainvec.models.contributions import direct_logits
+from explainvec.models.contributions import attention_weights, captured_attention, direct_logits
 from explainvec.models.self_explaining import Explanation, SelfExplainingViT
 from explainvec.shapley.kernel_shap import kernel_shap
 from explainvec.shapley.model_games import MaskedModelGame
@@ -57,20 +57,13 @@ def random_attributor(seed: int = 0) -> Attributor:
 def attention_rollout(model: SelfExplainingViT, images: torch.Tensor, out: Explanation) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema 2020): the product over blocks of ``½(A + I)``, A averaged over
     heads and renormalised; the class token's row over patches. Class-agnostic, so every class shares it."""
-    vit, captured = model.vit, []
-    hooks = [
-        b.attn.register_forward_pre_hook(lambda m, args: captured.append((m, args[0]))) for b in vit.blocks
-    ]
-    try:
+    vit = model.vit
+    with captured_attention(vit) as captured:
         vit.forward_features(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
     rollout = None
-    for attn, x in captured:
-        b, n, _ = x.shape
-        q, k, _ = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-        weights = ((attn.q_norm(q) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1).mean(1)
+    for block, qkv in zip(vit.blocks, captured["qkv"], strict=True):
+        n = qkv.shape[1]
+        weights = attention_weights(block, qkv)[0].mean(1)
         weights = 0.5 * (weights + torch.eye(n, device=weights.device))
         weights = weights / weights.sum(-1, keepdim=True)
         rollout = weights if rollout is None else weights @ rollout

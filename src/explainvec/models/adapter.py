@@ -19,16 +19,15 @@ reads ``head(adapter(h)_j)``.
 from __future__ import annotations
 
 import weakref
-from typing import Literal
 
 import torch
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
 from explainvec.models.contributions import mixed_contributions
+from explainvec.vocabulary import AdapterKind
 
 ADAPTER = "explain_adapter"
-AdapterKind = Literal["linear", "attention", "contributions"]
 ATTENTION_SEED = 0
 
 
@@ -49,8 +48,8 @@ class AttentionAdapter(nn.Module):
 
 
 class ContributionAdapter(nn.Module):
-    """Per-block linearised contributions ``[B, P, L, D]`` and final tokens ``[B, P, D]`` of each patch →
-    ``[B, P, D]``; at start the sum of the contributions."""
+    """``mix``: ``[(L + 1)·D] → D`` of each patch's per-block linearised contributions and final token;
+    at start the sum of the contributions."""
 
     def __init__(self, dim: int, depth: int) -> None:
         super().__init__()
@@ -122,7 +121,7 @@ def adapter_kind(model: VisionTransformer) -> AdapterKind | None:
 
 def adapter_field(model: VisionTransformer) -> bool | AdapterKind:
     """The architecture field ``explain_adapter`` of ``model``: ``False``, ``True`` (linear, as files
-    before the attention kind say) or ``"attention"``."""
+    written before the other kinds say) or the kind's name."""
     kind = adapter_kind(model)
     return kind == "linear" if kind in (None, "linear") else kind
 

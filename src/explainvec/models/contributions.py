@@ -35,14 +35,30 @@ def captured_attention(model: VisionTransformer):
             hook.remove()
 
 
-def _weighted_values(block, qkv: torch.Tensor) -> torch.Tensor:
-    """Each token's value vectors weighted by the class token's attention, heads side by side: ``[B, T, D]``
-    (before the output projection)."""
+def attention_weights(
+    block, qkv: torch.Tensor, queries: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A block's attention weights ``[B, H, Q, T]`` from its ``qkv`` output (the first ``queries`` tokens
+    as queries, all when ``None``), and its value vectors ``[B, H, T, head_dim]``."""
     attn = block.attn
     b, n, _ = qkv.shape
     q, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    weights = ((attn.q_norm(q[:, :, :1]) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1)
+    q = q if queries is None else q[:, :, :queries]
+    return ((attn.q_norm(q) * attn.scale) @ attn.k_norm(k).transpose(-2, -1)).softmax(-1), v
+
+
+def _weighted_values(block, qkv: torch.Tensor) -> torch.Tensor:
+    """Each token's value vectors weighted by the class token's attention, heads side by side: ``[B, T, D]``
+    (before the output projection)."""
+    weights, v = attention_weights(block, qkv, queries=1)
+    b, n, _ = qkv.shape
     return (weights.transpose(-2, -1) * v).permute(0, 2, 1, 3).reshape(b, n, -1)
+
+
+def _class_token_scale(model: VisionTransformer, captured: dict) -> torch.Tensor:
+    """``σ`` ``[B]`` of the class token's residual entering the final norm (what the norm divides by)."""
+    residual = captured["residual"][:, 0]
+    return (residual.var(-1, unbiased=False) + model.norm.eps).sqrt()
 
 
 def block_contributions(model: VisionTransformer, captured: dict) -> torch.Tensor:
@@ -64,8 +80,6 @@ def mixed_contributions(
     per-block contributions. Centring, the final norm's weight, the layer scale and the output projection
     are linear, so they fold into one ``[D_out, D]`` matrix per block; only the class token's ``1/σ`` stays
     per image."""
-    residual = captured["residual"][:, 0]
-    sigma = (residual.var(-1, unbiased=False) + model.norm.eps).sqrt()
     total = None
     for block, qkv, mix in zip(model.blocks, captured["qkv"], mixes, strict=True):
         scaled = mix * model.norm.weight
@@ -74,16 +88,15 @@ def mixed_contributions(
         folded = (centred if layer_scale is None else centred * layer_scale) @ block.attn.proj.weight
         term = _weighted_values(block, qkv)[:, first:] @ folded.T
         total = term if total is None else total + term
-    return total / sigma[:, None, None]
+    return total / _class_token_scale(model, captured)[:, None, None]
 
 
 def linearised_contributions(model: VisionTransformer, captured: dict) -> torch.Tensor:
     """:func:`block_contributions` through the final norm linearised at the class token (centred, scaled
     by its ``1/σ`` and the norm's weight): ``[B, T, L, D]`` in the space the head reads."""
     shares = block_contributions(model, captured)
-    residual = captured["residual"][:, 0]
-    sigma = (residual.var(-1, unbiased=False) + model.norm.eps).sqrt()
-    return (shares - shares.mean(-1, keepdim=True)) * model.norm.weight / sigma[:, None, None, None]
+    sigma = _class_token_scale(model, captured)[:, None, None, None]
+    return (shares - shares.mean(-1, keepdim=True)) * model.norm.weight / sigma
 
 
 def direct_logits(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:

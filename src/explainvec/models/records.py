@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from explainvec.vocabulary import Init, LambdaCriterion, Readout, Supervision
+from explainvec.vocabulary import AdapterKind, Init, LambdaCriterion, Readout, Supervision
 
 
 class Record(BaseModel):
@@ -37,7 +37,7 @@ class ArchitectureFields(BaseModel):
     depth: int | None = Field(default=None, gt=0, le=1024)
     num_heads: int | None = Field(default=None, gt=0, le=1024)
     num_classes: int | None = Field(default=None, ge=0, le=1_000_000)
-    explain_adapter: bool | Literal["linear", "attention", "contributions"] = False
+    explain_adapter: bool | AdapterKind = False
 
 
 def _checked_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +59,7 @@ class ExplanationRecord(Record):
     coalition_bank: bool | None = None
     """Amortised training: coalitions drawn and evaluated once per item (``False``: fresh every step)."""
     init: Init | None = None
-    adapter: bool | Literal["linear", "attention", "contributions"] | None = None
+    adapter: bool | AdapterKind | None = None
     backbone: bool | None = None
     recipe: Literal["shared"] | None = None
     value_model: str | None = None

@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from explainvec.models.adapter import AdapterKind
 from explainvec.training.pretrain import PRETRAIN_DATA
-from explainvec.vocabulary import DEFAULT_LAMBDA_CRITERION, Init, LambdaCriterion, Supervision
+from explainvec.vocabulary import DEFAULT_LAMBDA_CRITERION, AdapterKind, Init, LambdaCriterion, Supervision
 
 
 class Variant(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from explainvec.evaluation.evaluate import PAIRED_AGAINST as FREE_ROWS
 from explainvec.evaluation.evaluate import suite_batch
 from explainvec.models.self_explaining import SelfExplainingViT, readout_of
 from explainvec.study.measure import per_image
@@ -12,8 +13,6 @@ from explainvec.transfer import apply_vector
 
 if TYPE_CHECKING:
     from explainvec.study.run import StudyRun
-
-FREE_ROWS = ("lambda0", "rollout", "direct_attribution")
 
 
 def distance_name(lr: float, epochs: int) -> str:

@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 
+from explainvec.evaluation.evaluate import PAIRED_AGAINST
 from explainvec.evaluation.paired import Interval, cluster_interval
-
-PAIRED_AGAINST = ("lambda0", "rollout", "direct_attribution")
 
 
 def _bases(results: dict) -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from explainvec.models.adapter import AdapterKind, add_adapter, kind_of
+from explainvec.models.adapter import add_adapter, kind_of
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
 from explainvec.progress import SILENT, Tracker
@@ -15,7 +15,7 @@ from explainvec.training.finetune import load_splits, trained_checkpoint, zero_s
 from explainvec.training.head import replace_head
 from explainvec.training.loop import fit
 from explainvec.training.supervision import AmortisedGameLoss, LabelRegressionLoss
-from explainvec.vocabulary import GAME_OUTPUT, READOUT, Init, Supervision
+from explainvec.vocabulary import GAME_OUTPUT, READOUT, AdapterKind, Init, Supervision
 
 
 def train_explainer(

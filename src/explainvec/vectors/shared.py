@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader
 
-from explainvec.models.adapter import ADAPTER, AdapterKind, add_adapter, kind_of
+from explainvec.models.adapter import ADAPTER, add_adapter, kind_of
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.masking import masked_tokens
 from explainvec.models.records import ExplanationRecord
@@ -26,6 +26,7 @@ from explainvec.training.config import TrainConfig
 from explainvec.training.loop import Indexed, cosine_schedule
 from explainvec.training.supervision import AmortisedGameLoss
 from explainvec.vectors.explainability_vector import ExplainabilityVector, VectorMeta, backbone_parameters
+from explainvec.vocabulary import AdapterKind
 
 
 class _Objective(nn.Module):
