@@ -23,6 +23,7 @@ def bench():
     [
         ("P1", 0, {"A", "B"}),
         ("P1-contributions", 0, {"A", "B"}),
+        ("P1-stream", 0, {"A", "B"}),
         ("P2", 0, {"A", "A unpacked", "B"}),
         ("P3", 0, {"A", "A unpacked", "B"}),
         ("P4", 8, {"A", "A unpacked", "B"}),

@@ -11,6 +11,7 @@ from explainvec.evaluation.explain_files import read_explained
 from explainvec.models.adapter import identity_adapter_parameters
 from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
 from explainvec.vectors import ExplainabilityVector
+from explainvec.vocabulary import DEFAULT_ADAPTER
 
 runner = CliRunner()
 
@@ -97,10 +98,18 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
         assert -1 <= row["shapley_pearson"] <= 1 and 0 <= row["accuracy"] <= 1
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1
     assert rows["kernelshap150"]["forward_passes"] == 150 and rows["transferred"]["forward_passes"] == 1
-    # With 16 players Kernel SHAP-150 is close to the 512-evaluation reference.
-    assert rows["kernelshap150"]["shapley_pearson"] > 0.95
-    # The self-explaining source model explains itself far better than its prediction-only twin.
-    assert rows["source_self_explaining"]["shapley_pearson"] > 0.9
+    # With 16 players Kernel SHAP-150 is close to the 256-evaluation reference (0.88 measured on scenes).
+    assert rows["kernelshap150"]["shapley_pearson"] > 0.8
+    # The quick demo is the hard regime on the realistic scenes, and says so, with paired verdicts
+    # against λ = 0 and rollout.
+    assert "without patch dropping (the hard regime)" in " ".join(report["notes"])
+    assert report["data"] == "synthetic:scene-glyphs"
+    markdown = (out / "report.md").read_text()
+    for rival in ("lambda0", "rollout"):
+        assert (
+            f" {rival} on pearson: Δ = " in markdown
+            and f" {rival} on insertion minus deletion: Δ = " in markdown
+        )
     assert (out / "domains.png").stat().st_size > 10_000
     assert len(list((out / "heatmaps" / "transferred").glob("*.png"))) == 4
     for name in ("target_predict", "source_explain", "oracle", "transferred", "tau"):
@@ -114,15 +123,15 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     assert lam == max(allowed, key=lambda p: p.get("score", p.get("insertion_minus_deletion")))["lam"]
     target = load_checkpoint(out / "models" / "target_predict.safetensors").model
     tau = ExplainabilityVector.load(out / "models" / "tau.safetensors").tensors
-    # τ carries the contributions adapter alone: the target gains an identity adapter, plus λ·τ
-    assert set(tau) == set(identity_adapter_parameters(target, "contributions"))
-    before = {**identity_adapter_parameters(target, "contributions"), **target.state_dict()}
+    # τ carries the default adapter alone: the target gains an identity adapter, plus λ·τ
+    assert set(tau) == set(identity_adapter_parameters(target, DEFAULT_ADAPTER))
+    before = {**identity_adapter_parameters(target, DEFAULT_ADAPTER), **target.state_dict()}
     after = transferred.model.state_dict()
     assert set(after) == set(before)
     assert {n for n in after if not torch.equal(after[n], before[n])} <= set(tau)
     for name, delta in tau.items():
         torch.testing.assert_close(after[name], before[name] + lam * delta, atol=1e-6, rtol=1e-6)
-    # and its map is more faithful than the target's own head on patch tokens (measured: 0.93 vs 0.34)
+    # and its map is more faithful than the target's own head on patch tokens (measured: 0.76 vs −0.37)
     assert rows["transferred"]["shapley_pearson"] > rows["lambda0"]["shapley_pearson"] + 0.2
 
     # The vector from the demo, applied by the command line.
@@ -167,7 +176,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
         shared,
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(shared.with_suffix(".json").read_text())["explanation"]["adapter"] == "contributions"
+    assert json.loads(shared.with_suffix(".json").read_text())["explanation"]["adapter"] == "stream"
     linear = tmp_path / "linear.safetensors"
     result = invoke("vector", "--base", base_path, *sources, "--adapter", "linear", "--epochs", 1,
                     "--train-size", 32, "--out", linear)  # fmt: skip

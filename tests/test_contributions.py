@@ -7,10 +7,12 @@ import torch
 
 from explainvec.models.adapter import adapted_patches, add_adapter
 from explainvec.models.contributions import (
+    STREAM_TERMS,
     block_contributions,
     captured_attention,
     linearised_contributions,
     mixed_contributions,
+    stream_terms,
 )
 from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import build_vit
@@ -58,3 +60,65 @@ def test_a_trained_contributions_adapter_reads_its_mix_of_contributions_and_fina
         assert "full-image pass" in str(error)
     else:
         raise AssertionError("a second read of one pass's contributions was not refused")
+
+
+def class_token_pieces(vit, images):
+    """The class token's attention and MLP outputs (after layer scale) in every block, and the residual
+    entering the final norm, from hooks on the real forward pass."""
+    attention, mlp = [], []
+    hooks = [b.ls1.register_forward_hook(lambda m, a, out: attention.append(out[:, 0])) for b in vit.blocks]
+    hooks += [b.ls2.register_forward_hook(lambda m, a, out: mlp.append(out[:, 0])) for b in vit.blocks]
+    with captured_attention(vit) as captured:
+        vit.forward_features(images)
+    for hook in hooks:
+        hook.remove()
+    return attention, mlp, captured
+
+
+@torch.no_grad()
+def test_stream_terms_add_up_to_the_class_tokens_attention_and_mlp_in_every_block():
+    vit = small_vit(init_values=0.3)
+    for block in vit.blocks:  # biases that are not zero, so the class token's slot must carry them
+        torch.nn.init.normal_(block.attn.proj.bias, std=0.5)
+        torch.nn.init.normal_(block.mlp.fc2.bias, std=0.5)
+        torch.nn.init.normal_(block.norm1.bias, std=0.5)
+    images = torch.randn(3, 3, 32, 32)
+    attention, mlp, captured = class_token_pieces(vit, images)
+    terms = {(name, block): term for name, block, term in stream_terms(vit, captured)}
+    assert sorted({name for name, _ in terms}) == sorted(STREAM_TERMS)
+    residual = captured["first"].clone()
+    for i, block in enumerate(vit.blocks):
+        sent, own = terms["sent", i], terms["own", i]
+        # the class token's attention to itself, split by token, adds up to what it sends itself
+        torch.testing.assert_close(own.sum(1), sent[:, 0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            sent.sum(1) + block.ls1(block.attn.proj.bias), attention[i], atol=1e-4, rtol=1e-4
+        )
+        torch.testing.assert_close(terms["mlp", i].sum(1), mlp[i], atol=1e-4, rtol=1e-4)
+        # a token's share of the attention output: the shares of the output add up to the output
+        torch.testing.assert_close(terms["centred", i].sum(1), sent.sum(1), atol=1e-4, rtol=1e-4)
+        residual = residual + attention[i] + mlp[i]
+    torch.testing.assert_close(residual, captured["residual"][:, 0], atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_a_stream_adapter_starts_as_the_direct_attribution_and_reads_its_mix_of_terms():
+    vit = small_vit()
+    images = torch.randn(2, 3, 32, 32)
+    add_adapter(vit, "stream")
+    tokens = masked_tokens(vit, images)
+    with captured_attention(vit) as captured:
+        vit.forward_features(images)
+    direct = mixed_contributions(vit, captured, [torch.eye(32)] * len(vit.blocks), 1)
+    torch.testing.assert_close(adapted_patches(vit, tokens), direct, atol=1e-4, rtol=1e-4)
+    torch.nn.init.normal_(vit.explain_adapter.terms.weight, std=0.1)
+    tokens = masked_tokens(vit, images)
+    sigma = (captured["residual"][:, 0].var(-1, unbiased=False) + vit.norm.eps).sqrt()[:, None, None]
+    written = [
+        (term - term.mean(-1, keepdim=True)) * vit.norm.weight / sigma
+        for _, _, term in stream_terms(vit, captured)
+    ]
+    features = torch.cat([*(w[:, 1:] for w in written), tokens[:, 1:]], -1)
+    torch.testing.assert_close(
+        adapted_patches(vit, tokens), vit.explain_adapter.terms(features), atol=1e-4, rtol=1e-4
+    )

@@ -187,7 +187,8 @@ def test_attention_adapter_starts_as_identity_travels_in_tau_and_leaves_predicti
     assert loaded.tensors.keys() == adapter_only.tensors.keys()
 
 
-def test_contributions_adapter_starts_as_the_direct_attribution_and_travels_in_tau(pair, tmp_path):
+@pytest.mark.parametrize(("kind", "weights"), [("contributions", "mix"), ("stream", "terms")])
+def test_direct_attribution_adapters_start_as_it_and_travel_in_tau(pair, tmp_path, kind, weights):
     from explainvec.evaluation.baselines import get_attributor
     from explainvec.models.adapter import adapter_kind, add_adapter
     from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
@@ -195,7 +196,7 @@ def test_contributions_adapter_starts_as_the_direct_attribution_and_travels_in_t
 
     explain, predict = pair
     names, images = predict.meta.class_names, torch.randn(3, 3, 32, 32)
-    add_adapter(explain.model, "contributions")
+    add_adapter(explain.model, kind)
     start = SelfExplainingViT(explain.model, names, "logit")
     out = start(images)
     direct = get_attributor("direct_attribution")(start, images, out)
@@ -206,14 +207,13 @@ def test_contributions_adapter_starts_as_the_direct_attribution_and_travels_in_t
     # at start the map is the training-free direct attribution (up to the efficiency shift)
     torch.testing.assert_close(centred(out.attributions), centred(direct), atol=1e-4, rtol=1e-4)
     with torch.no_grad():
-        explain.model.explain_adapter.mix.weight.add_(
-            0.05 * torch.randn_like(explain.model.explain_adapter.mix.weight)
-        )
+        trained = getattr(explain.model.explain_adapter, weights).weight
+        trained.add_(0.05 * torch.randn_like(trained))
     tau = ExplainabilityVector.from_checkpoints(explain, predict)
     adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
     edited = adapter_only.apply_to(predict.model, 1.0).eval()
-    assert adapter_kind(edited) == "contributions"
-    torch.testing.assert_close(edited.explain_adapter.mix.weight, explain.model.explain_adapter.mix.weight)
+    assert adapter_kind(edited) == kind
+    torch.testing.assert_close(getattr(edited.explain_adapter, weights).weight, trained)
     assert torch.equal(edited(images), predict.model(images))  # predictions never change
     after = SelfExplainingViT(edited, names, "logit")(images).attributions
     plain = get_attributor("direct_attribution")(
@@ -222,5 +222,5 @@ def test_contributions_adapter_starts_as_the_direct_attribution_and_travels_in_t
     assert not torch.allclose(centred(after), centred(plain), atol=1e-3)
     path = save_checkpoint(tmp_path / "edited.safetensors", Checkpoint(edited, predict.meta))
     reloaded = load_checkpoint(path)
-    assert reloaded.meta.architecture["explain_adapter"] == "contributions"
+    assert reloaded.meta.architecture["explain_adapter"] == kind
     torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)

@@ -1,8 +1,8 @@
 """The embedded demo: the whole recipe, from nothing to a report with pictures.
 
-``quick``, ``4x4`` and ``7x7`` run on the cell domains with patch dropping (the package's training
-default); ``scenes`` and ``fashion`` run in the hard regime, base and target trained without patch
-dropping as ordinary supervised ViTs are, on the realistic synthetic scenes and on Fashion-MNIST.
+``quick`` and ``fashion`` run in the hard regime, base and target trained without patch dropping as
+ordinary supervised ViTs are, on the realistic synthetic scenes and on Fashion-MNIST; ``cells``, ``4x4``
+and ``7x7`` run on the easy cell domains (one object per patch cell) with patch dropping.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class DemoPreset(BaseModel):
     keep_min: float = 0.5
     """Patch dropping of the base and the prediction fine-tunes (1: none, the hard regime)."""
     vector_epochs: int = 12
-    """Epochs of the shared τ (the contributions adapter on three source models)."""
+    """Epochs of the shared τ (the default explanation adapter on three source models)."""
 
     def configs(self, *, device: str = "cpu", seed: int = 0) -> tuple[TrainConfig, TrainConfig]:
         """The fine-tuning configs: prediction-only, and self-explaining (lr 3e-4, no patch dropping,
@@ -63,7 +63,7 @@ class DemoPreset(BaseModel):
         return config, config.model_copy(update={"lr": 3e-4, "keep_min": 1.0, "freeze_head": True})
 
     def vector_config(self, *, device: str = "cpu") -> TrainConfig:
-        """The shared τ's training: the contributions adapter alone, lr 1e-3."""
+        """The shared τ's training: the explanation adapter alone, lr 1e-3."""
         return TrainConfig(
             epochs=self.vector_epochs, lr=1e-3, train_size=self.train_size, keep_min=1.0, device=device
         )
@@ -81,14 +81,12 @@ DEMO_PRESETS = {
         fidelity_images=16,
         reference_budget=256,
         budgets=[16, 32, 64, 150],
+        source="synthetic:scene-geo",
+        target="synthetic:scene-glyphs",
+        pretrain_data="synthetic:scene-mixture",
+        keep_min=1.0,
     ),
-    "4x4": DemoPreset(
-        grid="4x4", epochs=4, train_size=2000, eval_size=500, fidelity_images=64, reference_budget=512
-    ),
-    "7x7": DemoPreset(
-        grid="7x7", epochs=4, train_size=2000, eval_size=500, fidelity_images=32, reference_budget=1024
-    ),
-    "scenes": DemoPreset(
+    "cells": DemoPreset(
         grid="4x4",
         epochs=2,
         train_size=1000,
@@ -96,10 +94,12 @@ DEMO_PRESETS = {
         fidelity_images=16,
         reference_budget=256,
         budgets=[16, 32, 64, 150],
-        source="synthetic:scene-geo",
-        target="synthetic:scene-glyphs",
-        pretrain_data="synthetic:scene-mixture",
-        keep_min=1.0,
+    ),
+    "4x4": DemoPreset(
+        grid="4x4", epochs=4, train_size=2000, eval_size=500, fidelity_images=64, reference_budget=512
+    ),
+    "7x7": DemoPreset(
+        grid="7x7", epochs=4, train_size=2000, eval_size=500, fidelity_images=32, reference_budget=1024
     ),
     "fashion": DemoPreset(
         grid="28px-7x7",

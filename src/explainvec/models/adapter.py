@@ -11,6 +11,11 @@ Three kinds, carried inside τ like any other parameter:
   block (:mod:`explainvec.models.contributions`) and of its final token, ``[(L + 1)·D] → D``,
   initialised to the sum of the shares (the final token weighted 0): the training-free direct
   attribution; τ learns what the direct path misses.
+- ``stream``: a linear map of the class token's residual stream split by token
+  (:func:`explainvec.models.contributions.stream_terms`: per block what a patch sends through attention,
+  that share of the attention output, its part of the class token's attention to itself and of its MLP)
+  and of its final token, ``[(4L + 1)·D] → D``, initialised like ``contributions`` to the direct
+  attribution.
 
 The class token's output is never read, so a model with an adapter predicts exactly as without; the map
 reads ``head(adapter(h)_j)``.
@@ -24,7 +29,7 @@ import torch
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from explainvec.models.contributions import mixed_contributions
+from explainvec.models.contributions import STREAM_TERMS, mixed_contributions, mixed_stream
 from explainvec.vocabulary import AdapterKind
 
 ADAPTER = "explain_adapter"
@@ -67,29 +72,53 @@ class ContributionAdapter(nn.Module):
         return shares + tokens[:, prefix:] @ self.mix.weight[:, -dim:].T + self.mix.bias
 
 
+class StreamAdapter(nn.Module):
+    """``terms``: ``[(4L + 1)·D] → D`` of each patch's per-block stream terms (:data:`STREAM_TERMS` in
+    each block) and final token; at start the sum of the ``sent`` terms (the direct attribution)."""
+
+    def __init__(self, dim: int, depth: int) -> None:
+        super().__init__()
+        self.terms = nn.Linear((len(STREAM_TERMS) * depth + 1) * dim, dim)
+        start = [torch.eye(dim) if t == "sent" else torch.zeros(dim, dim) for t in STREAM_TERMS] * depth
+        with torch.no_grad():
+            self.terms.weight.copy_(torch.cat([*start, torch.zeros(dim, dim)], 1))
+            self.terms.bias.zero_()
+
+    def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
+        """The adapted patch tokens from what ``captured_attention`` kept of ``model``'s forward pass and
+        its final tokens ``[B, T, D]``."""
+        dim, prefix = tokens.shape[-1], model.num_prefix_tokens
+        mixes = list(self.terms.weight[:, :-dim].split(dim, dim=1))
+        stream = mixed_stream(model, captured, mixes, prefix)
+        return stream + tokens[:, prefix:] @ self.terms.weight[:, -dim:].T + self.terms.bias
+
+
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""Contributions of the last full-image forward pass of a model with a ``contributions`` adapter, kept by
+"""What ``captured_attention`` kept of the last full-image forward pass of a model with a ``contributions``
+or ``stream`` adapter, kept by
 ``masked_tokens`` until the map reads them (outside the module's state, so copies and files never see
 them)."""
 
 
 def keep_contributions(model: VisionTransformer, captured: dict) -> None:
-    """Hand what ``captured_attention`` kept of this forward pass to ``model``'s ``contributions`` adapter."""
+    """Hand what ``captured_attention`` kept of this forward pass to ``model``'s adapter."""
     _PENDING[getattr(model, ADAPTER)] = captured
 
 
 def needs_contributions(model: VisionTransformer) -> bool:
-    return adapter_kind(model) == "contributions"
+    return adapter_kind(model) in ("contributions", "stream")
 
 
 def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
     dim = model.embed_dim
     if kind == "contributions":
         return ContributionAdapter(dim, len(model.blocks))
+    if kind == "stream":
+        return StreamAdapter(dim, len(model.blocks))
     if kind == "attention":
         return AttentionAdapter(dim, model.blocks[-1].attn.num_heads)
     if kind != "linear":
-        raise ValueError(f"unknown adapter kind {kind!r}: 'linear', 'attention' or 'contributions'")
+        raise ValueError(f"unknown adapter kind {kind!r}: 'linear', 'attention', 'contributions' or 'stream'")
     adapter = nn.Linear(dim, dim)
     with torch.no_grad():
         adapter.weight.copy_(torch.eye(dim))
@@ -116,6 +145,8 @@ def adapter_kind(model: VisionTransformer) -> AdapterKind | None:
     adapter = getattr(model, ADAPTER)
     if isinstance(adapter, ContributionAdapter):
         return "contributions"
+    if isinstance(adapter, StreamAdapter):
+        return "stream"
     return "attention" if isinstance(adapter, AttentionAdapter) else "linear"
 
 
@@ -140,6 +171,8 @@ def kind_of_names(names) -> AdapterKind | None:
         return None
     if any(n.startswith(f"{ADAPTER}.mix.") for n in adapter):
         return "contributions"
+    if any(n.startswith(f"{ADAPTER}.terms.") for n in adapter):
+        return "stream"
     return "attention" if any(n.startswith(f"{ADAPTER}.block.") for n in adapter) else "linear"
 
 
@@ -160,11 +193,11 @@ def adapted_patches(model: VisionTransformer, tokens: torch.Tensor) -> torch.Ten
     adapter = getattr(model, ADAPTER)
     if isinstance(adapter, AttentionAdapter):
         return adapter(tokens)[:, prefix:]
-    if isinstance(adapter, ContributionAdapter):
+    if isinstance(adapter, ContributionAdapter | StreamAdapter):
         captured = _PENDING.pop(adapter, None)
         if captured is None or len(captured["residual"]) != len(tokens):
             raise RuntimeError(
-                "the contributions adapter reads a full-image pass of masked_tokens (none kept)"
+                f"the {adapter_kind(model)} adapter reads a full-image pass of masked_tokens (none kept)"
             )
         return adapter(captured, model, tokens)
     return adapter(tokens[:, prefix:])

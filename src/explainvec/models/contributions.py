@@ -7,6 +7,12 @@ norm is linear once its scale is fixed at the class token's, so each share, cent
 class token, is read by the head as a logit contribution. Summed over blocks these shares are the
 *direct* path of each patch to the logits (the MLPs and later blocks reshape them; that indirect part is
 what the explanation adapter of kind ``contributions`` learns to correct).
+
+:func:`stream_terms` goes further: it carries the class token's residual stream split by token through
+every block, so the class token's own attention and its MLP are split by token too (the norms linearised
+at the class token, the MLP's activation by its ratio ``act(z) / z``), and adds what removing a token does
+to the attention: the rest renormalises, so a token counts relative to the attention output. The
+explanation adapter of kind ``stream`` mixes those terms.
 """
 
 from __future__ import annotations
@@ -20,11 +26,17 @@ from timm.models.vision_transformer import VisionTransformer
 @contextmanager
 def captured_attention(model: VisionTransformer):
     """Inside it, forward passes of ``model`` keep each block's ``qkv`` output and the residual stream
-    entering the final norm in the yielded dict (``"qkv"``: list per block, ``"residual"``)."""
+    entering the final norm in the yielded dict (``"qkv"``: list per block, ``"residual"``), and the class
+    token entering the first block (``"first"``)."""
     captured: dict = {"qkv": []}
     hooks = [
         b.attn.qkv.register_forward_hook(lambda m, a, out: captured["qkv"].append(out)) for b in model.blocks
     ]
+    hooks.append(
+        model.blocks[0].register_forward_pre_hook(
+            lambda m, args: captured.__setitem__("first", args[0][:, 0])
+        )
+    )
     hooks.append(
         model.norm.register_forward_pre_hook(lambda m, args: captured.__setitem__("residual", args[0]))
     )
@@ -87,6 +99,90 @@ def mixed_contributions(
         layer_scale = getattr(block.ls1, "gamma", None)
         folded = (centred if layer_scale is None else centred * layer_scale) @ block.attn.proj.weight
         term = _weighted_values(block, qkv)[:, first:] @ folded.T
+        total = term if total is None else total + term
+    return total / _class_token_scale(model, captured)[:, None, None]
+
+
+STREAM_TERMS = ("sent", "centred", "own", "mlp")
+"""The per-block terms of :func:`stream_terms`, in the order it yields them."""
+
+
+def _split_norm(norm, parts: torch.Tensor) -> torch.Tensor:
+    """A layer norm of the sum of ``parts [B, T, D]`` over tokens, split by part: linear once the scale
+    is fixed at the whole's; the bias goes to part 0 (the class token's)."""
+    whole = parts.sum(1)
+    sigma = (whole.var(-1, unbiased=False) + norm.eps).sqrt()[:, None, None]
+    split = (parts - parts.mean(-1, keepdim=True)) / sigma * norm.weight
+    split[:, 0] += norm.bias
+    return split
+
+
+def _heads_out(block, per_head: torch.Tensor) -> torch.Tensor:
+    """``[B, H, T, head_dim]`` through the output projection (no bias) and layer scale: ``[B, T, D]``."""
+    b, h, t, d = per_head.shape
+    return block.ls1(per_head.transpose(1, 2).reshape(b, t, h * d) @ block.attn.proj.weight.T)
+
+
+def _activation_ratio(block, z: torch.Tensor) -> torch.Tensor:
+    """``act(z) / z`` elementwise (its limit 0.5, GELU's, where ``z`` is 0)."""
+    safe = torch.where(z.abs() > 1e-6, z, torch.ones_like(z))
+    return torch.where(z.abs() > 1e-6, block.mlp.act(safe) / safe, torch.full_like(z, 0.5))
+
+
+def stream_terms(model: VisionTransformer, captured: dict):
+    """Yield ``(term, block, [B, T, D])``: what each token adds to the class token's residual stream in
+    every block, in the residual space, split four ways (:data:`STREAM_TERMS`):
+
+    - ``sent``: its value through the class token's attention, ``a_j W_o v_j`` (as
+      :func:`block_contributions`);
+    - ``centred``: ``a_j W_o o``, with ``o`` the attention output: removing token ``j`` renormalises the
+      others, so it moves the output by about ``a_j W_o (v_j − o)``;
+    - ``own``: its part of the class token's attention to itself, the class token's value split by token;
+    - ``mlp``: its part of the class token's MLP output.
+
+    ``own`` and ``mlp`` follow the class token's residual stream split by token from block to block
+    (norms linearised at the class token, the activation by its ratio ``act(z) / z``); the class token's
+    own slot holds its embedding and every bias, so the slots add up to the residual. For timm blocks with
+    a plain MLP (no norm inside it) and attention without scale-norm, from what
+    :func:`captured_attention` kept of one forward pass."""
+    first = captured["first"]
+    b, t, dim = captured["qkv"][0].shape[0], captured["qkv"][0].shape[1], first.shape[-1]
+    parts = first.new_zeros(b, t, dim)
+    parts[:, 0] = first
+    for index, (block, qkv) in enumerate(zip(model.blocks, captured["qkv"], strict=True)):
+        attn, mlp = block.attn, block.mlp
+        weights, v = attention_weights(block, qkv, queries=1)
+        shares = weights[:, :, 0, :, None]
+        sent = shares * v
+        yield "sent", index, _heads_out(block, sent)
+        yield "centred", index, _heads_out(block, shares * sent.sum(2, keepdim=True))
+        value = _split_norm(block.norm1, parts) @ attn.qkv.weight[2 * dim :].T
+        if attn.qkv.bias is not None:
+            value[:, 0] += attn.qkv.bias[2 * dim :]
+        own = _heads_out(block, shares[:, :, :1] * value.view(b, t, attn.num_heads, -1).transpose(1, 2))
+        yield "own", index, own
+        attended = own + _heads_out(block, torch.cat([torch.zeros_like(sent[:, :, :1]), sent[:, :, 1:]], 2))
+        attended[:, 0] += block.ls1(attn.proj.bias)
+        parts = parts + attended
+        z = _split_norm(block.norm2, parts) @ mlp.fc1.weight.T
+        z[:, 0] += mlp.fc1.bias
+        out = (z * _activation_ratio(block, z.sum(1))[:, None]) @ mlp.fc2.weight.T
+        out[:, 0] += mlp.fc2.bias
+        out = block.ls2(out)
+        yield "mlp", index, out
+        parts = parts + out
+
+
+def mixed_stream(
+    model: VisionTransformer, captured: dict, mixes: list[torch.Tensor], first: int = 0
+) -> torch.Tensor:
+    """``Σ_k M_k · s_k`` for tokens ``first:``, with ``s_k`` the :func:`stream_terms` in the order they come
+    (block by block, :data:`STREAM_TERMS` within a block), each through the final norm linearised at the
+    class token, and ``M_k`` (``[D_out, D]``) one per term: ``[B, T − first, D_out]``."""
+    total = None
+    for mix, (_, _, term) in zip(mixes, stream_terms(model, captured), strict=True):
+        scaled = mix * model.norm.weight
+        term = term[:, first:] @ (scaled - scaled.mean(1, keepdim=True)).T
         total = term if total is None else total + term
     return total / _class_token_scale(model, captured)[:, None, None]
 
