@@ -7,9 +7,11 @@ import torch
 from typer.testing import CliRunner
 
 from explainvec.cli.main import app
+from explainvec.demo import DEMO_PRESETS
 from explainvec.evaluation.explain_files import read_explained
 from explainvec.models.adapter import identity_adapter_parameters
 from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
+from explainvec.training.base_cache import cached_base
 from explainvec.vectors import ExplainabilityVector
 from explainvec.vocabulary import DEFAULT_ADAPTER
 
@@ -84,7 +86,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, base_path):
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
-def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
+def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     out = tmp_path / "demo"
     result = invoke("demo", "--preset", "quick", "--out", out)
     assert result.exit_code == 0, result.output
@@ -157,8 +159,10 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, base_path):
     result = invoke("apply", *target_and_tau, "--lam", "auto", "--out", tmp_path / "no-data.safetensors")
     assert result.exit_code == 2 and "--data" in result.output
 
-    # The shared recipe (default: the contributions adapter alone) on two source models keeps predictions;
-    # --adapter linear as before.
+    # The shared recipe (default: the stream adapter alone) on two source models keeps predictions;
+    # --adapter linear as before. The base is the demo's (cached by the run above).
+    quick = DEMO_PRESETS["quick"]
+    base_path = cached_base(quick.grid, quick.base_config(), data=quick.pretrain_data)
     shared = tmp_path / "shared.safetensors"
     sources = ("--predict", models / "source_predict.safetensors", "--predict", models / "oracle.safetensors")
     result = invoke(
