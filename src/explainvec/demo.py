@@ -72,29 +72,27 @@ class DemoPreset(BaseModel):
         return PRETRAIN_CONFIG.model_copy(update={"keep_min": self.keep_min})
 
 
+CELLS = DemoPreset(
+    grid="4x4",
+    epochs=2,
+    train_size=1000,
+    eval_size=300,
+    fidelity_images=16,
+    reference_budget=256,
+    budgets=[16, 32, 64, 150],
+)
+"""The easy preset: one object per patch cell, trained with patch dropping."""
+
 DEMO_PRESETS = {
-    "quick": DemoPreset(
-        grid="4x4",
-        epochs=2,
-        train_size=1000,
-        eval_size=300,
-        fidelity_images=16,
-        reference_budget=256,
-        budgets=[16, 32, 64, 150],
-        source="synthetic:scene-geo",
-        target="synthetic:scene-glyphs",
-        pretrain_data="synthetic:scene-mixture",
-        keep_min=1.0,
+    "quick": CELLS.model_copy(
+        update={
+            "source": "synthetic:scene-geo",
+            "target": "synthetic:scene-glyphs",
+            "pretrain_data": "synthetic:scene-mixture",
+            "keep_min": 1.0,
+        }
     ),
-    "cells": DemoPreset(
-        grid="4x4",
-        epochs=2,
-        train_size=1000,
-        eval_size=300,
-        fidelity_images=16,
-        reference_budget=256,
-        budgets=[16, 32, 64, 150],
-    ),
+    "cells": CELLS,
     "4x4": DemoPreset(
         grid="4x4", epochs=4, train_size=2000, eval_size=500, fidelity_images=64, reference_budget=512
     ),

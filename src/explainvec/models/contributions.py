@@ -84,6 +84,13 @@ def block_contributions(model: VisionTransformer, captured: dict) -> torch.Tenso
     return torch.stack(shares, dim=2)
 
 
+def _read_out(model: VisionTransformer, mix: torch.Tensor) -> torch.Tensor:
+    """``mix [D_out, D]`` after the final norm linearised at the class token (centring and the norm's
+    weight folded in; its ``1/σ`` is left to the caller): ``[D_out, D]`` to apply to residual vectors."""
+    scaled = mix * model.norm.weight
+    return scaled - scaled.mean(1, keepdim=True)
+
+
 def mixed_contributions(
     model: VisionTransformer, captured: dict, mixes: list[torch.Tensor], first: int = 0
 ) -> torch.Tensor:
@@ -94,8 +101,7 @@ def mixed_contributions(
     per image."""
     total = None
     for block, qkv, mix in zip(model.blocks, captured["qkv"], mixes, strict=True):
-        scaled = mix * model.norm.weight
-        centred = scaled - scaled.mean(1, keepdim=True)
+        centred = _read_out(model, mix)
         layer_scale = getattr(block.ls1, "gamma", None)
         folded = (centred if layer_scale is None else centred * layer_scale) @ block.attn.proj.weight
         term = _weighted_values(block, qkv)[:, first:] @ folded.T
@@ -121,6 +127,16 @@ def _heads_out(block, per_head: torch.Tensor) -> torch.Tensor:
     """``[B, H, T, head_dim]`` through the output projection (no bias) and layer scale: ``[B, T, D]``."""
     b, h, t, d = per_head.shape
     return block.ls1(per_head.transpose(1, 2).reshape(b, t, h * d) @ block.attn.proj.weight.T)
+
+
+def _shares_of_output(block, shares: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """``a_j W_o o`` per token, ``[B, T, D]``, from the class token's attention ``shares [B, H, T]`` and
+    its attention output per head ``output [B, H, head_dim]``: the output is projected once per image,
+    not once per token."""
+    weight = block.attn.proj.weight
+    per_head = weight.view(weight.shape[0], *output.shape[1:])
+    projected = torch.einsum("bhk,dhk->bhd", output, per_head)
+    return block.ls1(torch.einsum("bht,bhd->btd", shares, projected))
 
 
 def _activation_ratio(block, z: torch.Tensor) -> torch.Tensor:
@@ -155,7 +171,7 @@ def stream_terms(model: VisionTransformer, captured: dict):
         shares = weights[:, :, 0, :, None]
         sent = shares * v
         yield "sent", index, _heads_out(block, sent)
-        yield "centred", index, _heads_out(block, shares * sent.sum(2, keepdim=True))
+        yield "centred", index, _shares_of_output(block, shares[..., 0], sent.sum(2))
         value = _split_norm(block.norm1, parts) @ attn.qkv.weight[2 * dim :].T
         if attn.qkv.bias is not None:
             value[:, 0] += attn.qkv.bias[2 * dim :]
@@ -181,8 +197,7 @@ def mixed_stream(
     class token, and ``M_k`` (``[D_out, D]``) one per term: ``[B, T − first, D_out]``."""
     total = None
     for mix, (_, _, term) in zip(mixes, stream_terms(model, captured), strict=True):
-        scaled = mix * model.norm.weight
-        term = term[:, first:] @ (scaled - scaled.mean(1, keepdim=True)).T
+        term = term[:, first:] @ _read_out(model, mix).T
         total = term if total is None else total + term
     return total / _class_token_scale(model, captured)[:, None, None]
 
