@@ -3,6 +3,7 @@ computation the single pass uses equals the one written out block by block."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from explainvec.models.adapter import adapted_patches, add_adapter
@@ -122,3 +123,10 @@ def test_a_stream_adapter_starts_as_the_direct_attribution_and_reads_its_mix_of_
     torch.testing.assert_close(
         adapted_patches(vit, tokens), vit.explain_adapter.terms(features), atol=1e-4, rtol=1e-4
     )
+
+
+def test_a_stream_adapter_is_refused_on_blocks_it_cannot_split():
+    vit = small_vit(scale_mlp_norm=True)  # a norm inside the MLP: its split by token would be wrong
+    with pytest.raises(ValueError, match=r"block 0 .*--adapter contributions"):
+        add_adapter(vit, "stream")
+    assert not hasattr(vit, "explain_adapter")

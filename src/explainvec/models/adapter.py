@@ -29,7 +29,12 @@ import torch
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from explainvec.models.contributions import STREAM_TERMS, mixed_contributions, mixed_stream
+from explainvec.models.contributions import (
+    STREAM_TERMS,
+    check_stream_blocks,
+    mixed_contributions,
+    mixed_stream,
+)
 from explainvec.vocabulary import AdapterKind
 
 ADAPTER = "explain_adapter"
@@ -114,6 +119,7 @@ def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
     if kind == "contributions":
         return ContributionAdapter(dim, len(model.blocks))
     if kind == "stream":
+        check_stream_blocks(model)
         return StreamAdapter(dim, len(model.blocks))
     if kind == "attention":
         return AttentionAdapter(dim, model.blocks[-1].attn.num_heads)

@@ -145,6 +145,20 @@ def _activation_ratio(block, z: torch.Tensor) -> torch.Tensor:
     return torch.where(z.abs() > 1e-6, block.mlp.act(safe) / safe, torch.full_like(z, 0.5))
 
 
+def check_stream_blocks(model: VisionTransformer) -> None:
+    """Raise a ValueError unless every block is one :func:`stream_terms` can split: a fused ``qkv``
+    attention without a norm inside, and a plain MLP (``fc1``, activation, ``fc2``, no norm inside)."""
+    for index, block in enumerate(model.blocks):
+        attn, mlp = block.attn, block.mlp
+        plain = all(hasattr(mlp, name) for name in ("fc1", "act", "fc2")) and hasattr(attn, "qkv")
+        norms = [getattr(attn, "norm", None), getattr(mlp, "norm", None)]
+        if not plain or not all(n is None or isinstance(n, torch.nn.Identity) for n in norms):
+            raise ValueError(
+                f"the stream adapter needs plain timm blocks (fused qkv, an fc1-act-fc2 MLP, no norm "
+                f"inside either); block {index} is not: use --adapter contributions"
+            )
+
+
 def stream_terms(model: VisionTransformer, captured: dict):
     """Yield ``(term, block, [B, T, D])``: what each token adds to the class token's residual stream in
     every block, in the residual space, split four ways (:data:`STREAM_TERMS`):
