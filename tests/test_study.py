@@ -117,6 +117,21 @@ def test_a_rerun_trains_nothing_and_keeps_the_results(results, monkeypatch):
     assert again["cells"] == results["cells"]
 
 
+def test_a_shared_oracle_is_its_recipe_trained_on_the_target_model_alone(results, monkeypatch):
+    """Naming a shared recipe as the oracle measures the oracle again: τ trained on the target model's own
+    game, added at λ = 1, so its predictions are the target's; the rows already there are kept."""
+    results, runs = results
+    monkeypatch.setenv("EXPLAINVEC_CACHE", str(runs / "cache"))
+    before = results["cells"]["b0-s0"]
+    study = Study.model_validate({**TINY, "oracle_recipe": "contributions", "bases": [0], "target_seeds": [0]})
+    cell = run_study(study, runs, name="tiny-oracle")["cells"]["b0-s0"]
+    oracle = cell["oracle"]
+    assert oracle["recipe"] == "contributions" and before["oracle"]["recipe"] == "default"
+    assert oracle["agreement"] == 1.0 and oracle["accuracy"] == cell["lambda0"]["accuracy"]
+    assert oracle["per_image"] != cell["contributions"]["per_image"]  # not the transferred τ
+    assert cell["contributions"]["per_image"] == before["contributions"]["per_image"]
+
+
 def test_the_cli_prints_the_table_and_refuses_a_bad_config(results, tmp_path):
     _, runs = results
     config = tmp_path / "tiny.json"

@@ -185,3 +185,35 @@ def test_shared_vector_makes_each_source_model_explain_its_own_embedding(base):
     with pytest.raises(ValueError, match="fingerprints differ"):
         other = predicts[0].meta.model_copy(update={"base_fingerprint": "someone-else"})
         train_shared_vector(base, [type(predicts[0])(predicts[0].model, other)], config)
+
+
+def test_adapter_only_shared_vector_plays_the_game_on_other_images(base):
+    """With ``game_data`` the sources' games run on those images (here ten classes, where the source
+    heads have five: cross-entropy would fail on their labels), and the adapter learns them."""
+    from explainvec.models.masking import masked_tokens
+    from explainvec.training.supervision import AmortisedGameLoss
+    from explainvec.vectors import train_shared_vector
+
+    config = TrainConfig(epochs=1, train_size=256, eval_size=64)
+    predicts = [finetune(base, "synthetic:geo", config)]
+    tau = train_shared_vector(
+        base,
+        predicts,
+        config.model_copy(update={"epochs": 3, "lr": 3e-3}),
+        alpha=1.0,
+        adapter="stream",
+        backbone=False,
+        game_data="synthetic:mixture",
+    )
+    assert tau.meta.explanation.game_data == "synthetic:mixture"
+    test = base.load_split("synthetic:mixture", "test", size=32)
+    images = torch.stack([test[i][0] for i in range(32)])
+    game = AmortisedGameLoss(predicts[0].model, output="embedding", num_coalitions=16, seed=7)
+    losses = []
+    for lam in (0.0, 1.0):
+        edited = tau.apply_to(predicts[0].model, lam).eval()
+        with torch.no_grad():
+            losses.append(game(edited, images, torch.arange(32), masked_tokens(edited, images)).item())
+    assert losses[1] < 0.9 * losses[0], losses
+    with pytest.raises(ValueError, match="adapter-only"):
+        train_shared_vector(base, predicts, config, adapter="stream", game_data="synthetic:mixture")

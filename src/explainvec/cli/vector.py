@@ -42,6 +42,11 @@ def vector_command(
         "--bank/--fresh-coalitions",
         help="Shared τ: each image's coalitions drawn and evaluated once, reused every epoch.",
     ),
+    game_data: str | None = typer.Option(
+        None,
+        help="Shared, adapter-only τ: images (data spec or image folder) every source model's game is "
+        "played on, labels unused, e.g. the base's pretraining data (default: each source's own).",
+    ),
     epochs: int = typer.Option(12, help="Shared τ: epochs over each source's training images."),
     lr: float = typer.Option(1e-3, help="Shared τ: learning rate."),
     train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
@@ -72,6 +77,7 @@ def vector_command(
                 bank=bank,
                 adapter=False if adapter == "none" else adapter,
                 backbone=backbone,
+                game_data=game_data,
                 progress=progress,
             )
     vector.save(out)

@@ -62,6 +62,8 @@ class ExplanationRecord(Record):
     adapter: bool | AdapterKind | None = None
     backbone: bool | None = None
     recipe: Literal["shared"] | None = None
+    game_data: str | None = None
+    """Shared τ: the images every source model's game was played on (``None``: each source's own)."""
     value_model: str | None = None
     vector_source: str | list[str] | None = None
     lam: float | dict[str, float] | None = Field(default=None, alias="lambda")

@@ -28,6 +28,9 @@ class Variant(BaseModel):
     """Add the class-agnostic explanation adapter (``True``: linear, or a kind; it travels in τ)."""
     backbone: bool = True
     """``shared`` recipe: train τ on the backbone too (else the adapter alone)."""
+    game_data: str | None = None
+    """``shared`` recipe, adapter alone: the images every source model's game is played on (a data spec;
+    ``"pretraining"``: the study's ``pretrain_data``); by default each source's own."""
     supervision: Supervision = "embedding"
     alpha: float = 0.05
     coalitions: int = 16

@@ -110,6 +110,9 @@ class StudyRun:
     def sources(self, variant: Variant) -> list[str]:
         return variant.sources or [self.study.source]
 
+    def game_data(self, variant: Variant) -> str | None:
+        return self.study.pretrain_data if variant.game_data == "pretraining" else variant.game_data
+
     def tau(self, base: Checkpoint, variant: Variant) -> tuple[ExplainabilityVector, float]:
         """τ of ``variant`` on ``base`` and its cost: the seconds spent building it (self-explaining
         training, or the shared τ's training) ÷ the seconds of one prediction fine-tune of the source."""
@@ -117,10 +120,12 @@ class StudyRun:
         if variant.recipe == "shared":
             predicts = [self.predict(base, s, seed) for s in sources for seed in variant.source_seeds]
             predicts += [base] if variant.with_base else []
-            shared = variant.model_dump(exclude={"name", "blocks"})
+            unset = {"game_data"} if variant.game_data is None else set()  # keys from before the field
+            shared = variant.model_dump(exclude={"name", "blocks", *unset})
             key = {
                 "base": base.meta.base_fingerprint,
                 "shared": shared,
+                "steps": "per source batch",  # τ cached before this were trained on the summed loss
                 "predict": self.predict_config.model_dump(),
             }
             tau = self.store.vector(
@@ -133,6 +138,7 @@ class StudyRun:
                     num_coalitions=variant.coalitions,
                     adapter=variant.adapter,
                     backbone=variant.backbone,
+                    game_data=self.game_data(variant),
                     progress=self.progress,
                 ),
             )
@@ -255,12 +261,21 @@ class Cell:
             save()
 
     def oracle(self, save) -> None:
-        """A self-explaining model trained on the target itself with the oracle recipe."""
-        if "oracle" in self.rows:
-            return
+        """A self-explaining model trained on the target itself with the oracle recipe: the self-explaining
+        fine-tune of a ``difference`` recipe, or a ``shared`` recipe's τ trained on the target model alone
+        (its own game on its own training images; no labels) and added at λ = 1. Measured again when the
+        recipe changes."""
         study = self.run.study
+        if self.rows.get("oracle", {}).get("recipe") == study.oracle_recipe:
+            return
         variant = next(v for v in study.variants if v.name == study.oracle_recipe)
-        self.rows["oracle"] = self.measured(self.run.explainer(self.base, variant, study.target, self.seed))
+        if variant.recipe == "shared":
+            own = {"sources": [study.target], "source_seeds": [self.seed], "with_base": False, "game_data": None}
+            tau, _ = self.run.tau(self.base, variant.model_copy(update=own))
+            model = apply_vector(self.target, tau, 1.0)
+        else:
+            model = self.run.explainer(self.base, variant, study.target, self.seed)
+        self.rows["oracle"] = {**self.measured(model), "recipe": variant.name}
         save()
 
     def variant(self, variant: Variant, save) -> None:

@@ -3,8 +3,13 @@
 Instead of ``τ = θ_explain − θ_predict`` of one source, τ is the trainable parameter: for every source
 prediction model ``θ_m`` (all fine-tuned from the same base), ``θ_m + τ`` is trained with its own
 frozen head on ``CE + α · L_explain`` against ``θ_m``'s own class-token game (the head-agnostic
-embedding game). A τ that must work on several models at once is pushed toward what they share, which
-is what a vector added to an unseen target model needs.
+embedding game), one optimiser step per source model's batch in turn (the compute of one step on the
+summed loss of all of them, with as many steps as batches). A τ that must work on several models at
+once is pushed toward what they share, which is what a vector added to an unseen target model needs.
+
+The embedding game needs no labels, so an adapter-only τ can play every source model's game on other
+images than its training data (``game_data``): the base's pretraining corpus, broader than any one
+source, covers more of what a target will show it.
 """
 
 from __future__ import annotations
@@ -30,20 +35,20 @@ from explainvec.vocabulary import AdapterKind
 
 
 class _Objective(nn.Module):
-    """``CE + explanation loss`` of one source model; run under ``functional_call`` with ``θ_m + τ``, so
-    every parameter the loss touches (the adapter's included) is the edited one."""
+    """``CE + explanation loss`` of one source model (the loss alone when ``classify`` is off: an
+    adapter-only τ gets no gradient from CE); run under ``functional_call`` with ``θ_m + τ``, so every
+    parameter the loss touches (the adapter's included) is the edited one."""
 
-    def __init__(self, vit: nn.Module, loss: AmortisedGameLoss) -> None:
+    def __init__(self, vit: nn.Module, loss: AmortisedGameLoss, classify: bool) -> None:
         super().__init__()
-        self.vit, self.loss = vit, loss
+        self.vit, self.loss, self.classify = vit, loss, classify
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, epoch: int
     ) -> torch.Tensor:
         tokens = masked_tokens(self.vit, images)
-        return F.cross_entropy(self.vit.forward_head(tokens), labels) + self.loss(
-            self.vit, images, indices, tokens, epoch
-        )
+        explain = self.loss(self.vit, images, indices, tokens, epoch)
+        return F.cross_entropy(self.vit.forward_head(tokens), labels) + explain if self.classify else explain
 
 
 def train_shared_vector(
@@ -56,15 +61,21 @@ def train_shared_vector(
     bank: bool = True,
     adapter: bool | AdapterKind = False,
     backbone: bool = True,
+    game_data: str | None = None,
     progress: Tracker = SILENT,
 ) -> ExplainabilityVector:
     """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
 
     ``adapter`` adds the explanation adapter (``True``: linear, or a kind; its parameters join τ);
     ``backbone=False`` trains the adapter alone, so predictions cannot change. ``bank``: each source
-    model's coalitions of an item are evaluated once and reused every epoch (``AmortisedGameLoss``)."""
+    model's coalitions of an item are evaluated once and reused every epoch (``AmortisedGameLoss``).
+    ``game_data``: the images (a data spec) every source model's game is played on, labels unused;
+    by default each source's own training data. Adapter-only τ only (a backbone τ keeps each source
+    model's accuracy with its labels)."""
     if not (adapter or backbone):
         raise ValueError("nothing to train: enable the adapter, the backbone, or both")
+    if game_data is not None and backbone:
+        raise ValueError("game data other than the sources' own needs an adapter-only τ (no --backbone)")
     if any(p.meta.base_fingerprint != base.meta.base_fingerprint for p in predicts):
         raise ValueError("every source model must be fine-tuned from this base (fingerprints differ)")
     torch.manual_seed(config.seed)
@@ -72,7 +83,7 @@ def train_shared_vector(
     datas = [p.meta.training.data for p in predicts]
     loaders = [
         DataLoader(
-            Indexed(base.load_split(d, "train", size=config.train_size, seed=config.seed)),
+            Indexed(base.load_split(game_data or d, "train", size=config.train_size, seed=config.seed)),
             batch_size=config.batch_size,
             shuffle=True,
             generator=generator,
@@ -95,6 +106,7 @@ def train_shared_vector(
                 seed=config.seed + i,
                 bank=bank,
             ),
+            classify=backbone,
         )
         for i, (vit, p) in enumerate(zip(vits, predicts, strict=True))
     ]
@@ -102,30 +114,28 @@ def train_shared_vector(
     trained = [n for n in frozen[0] if backbone or n.startswith(f"vit.{ADAPTER}.")]
     tau = {n: torch.zeros_like(frozen[0][n], requires_grad=True) for n in trained}
     optimizer = torch.optim.AdamW(tau.values(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * min(len(loader) for loader in loaders)
+    steps = config.epochs * min(len(loader) for loader in loaders) * len(models)
     scheduler = cosine_schedule(optimizer, steps, int(config.warmup * steps))
     task = progress.task("training the shared vector", total=steps)
     iterators = [iter(loader) for loader in loaders]
     history: list[float] = []
     per_epoch = max(1, steps // config.epochs)
     for step in range(steps):
-        total = 0.0
+        i = step % len(models)
+        try:
+            indices, images, labels, _ = next(iterators[i])
+        except StopIteration:
+            iterators[i] = iter(loaders[i])
+            indices, images, labels, _ = next(iterators[i])
+        images, labels = images.to(config.device), labels.to(config.device)
+        params = {n: frozen[i][n] + tau[n] for n in tau}
+        arguments = (images, labels, indices.to(config.device), step // per_epoch)
         optimizer.zero_grad(set_to_none=True)
-        for i, model in enumerate(models):
-            try:
-                indices, images, labels, _ = next(iterators[i])
-            except StopIteration:
-                iterators[i] = iter(loaders[i])
-                indices, images, labels, _ = next(iterators[i])
-            images, labels = images.to(config.device), labels.to(config.device)
-            params = {n: frozen[i][n] + tau[n] for n in tau}
-            arguments = (images, labels, indices.to(config.device), step // per_epoch)
-            loss = functional_call(model, params, arguments) / len(models)
-            loss.backward()
-            total += loss.item()
+        loss = functional_call(models[i], params, arguments)
+        loss.backward()
         optimizer.step()
         scheduler.step_update(step + 1)
-        history.append(total)
+        history.append(loss.item())
         task.advance()
     curve = [sum(history[i : i + per_epoch]) / per_epoch for i in range(0, steps, per_epoch)]
     tensors = {n.removeprefix("vit."): t.detach().cpu().clone() for n, t in tau.items()}
@@ -141,6 +151,7 @@ def train_shared_vector(
             recipe="shared",
             adapter=adapter,
             backbone=backbone,
+            game_data=game_data,
         ),
         training={**config.model_dump(), "loss": curve},
     )
