@@ -180,12 +180,15 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
         shared,
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(shared.with_suffix(".json").read_text())["explanation"]["adapter"] == "stream"
+    explanation = json.loads(shared.with_suffix(".json").read_text())["explanation"]
+    # the games are played on the base's pretraining images by default, on each source's own on request
+    assert explanation["adapter"] == "stream" and explanation["game_data"] == quick.pretrain_data
     linear = tmp_path / "linear.safetensors"
     result = invoke("vector", "--base", base_path, *sources, "--adapter", "linear", "--epochs", 1,
-                    "--train-size", 32, "--out", linear)  # fmt: skip
+                    "--train-size", 32, "--game-data", "own", "--out", linear)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads(linear.with_suffix(".json").read_text())["explanation"]["adapter"] == "linear"
+    explanation = json.loads(linear.with_suffix(".json").read_text())["explanation"]
+    assert explanation["adapter"] == "linear" and explanation["game_data"] is None
     result = invoke(
         "apply",
         "--model",

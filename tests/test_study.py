@@ -123,7 +123,8 @@ def test_a_shared_oracle_is_its_recipe_trained_on_the_target_model_alone(results
     results, runs = results
     monkeypatch.setenv("EXPLAINVEC_CACHE", str(runs / "cache"))
     before = results["cells"]["b0-s0"]
-    study = Study.model_validate({**TINY, "oracle_recipe": "contributions", "bases": [0], "target_seeds": [0]})
+    one_cell = {"bases": [0], "target_seeds": [0]}
+    study = Study.model_validate({**TINY, "oracle_recipe": "contributions", **one_cell})
     cell = run_study(study, runs, name="tiny-oracle")["cells"]["b0-s0"]
     oracle = cell["oracle"]
     assert oracle["recipe"] == "contributions" and before["oracle"]["recipe"] == "default"

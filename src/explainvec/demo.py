@@ -28,6 +28,7 @@ from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG
 from explainvec.transfer import apply_vector
 from explainvec.vectors import train_shared_vector
+from explainvec.vectors.shared import SHARED_LR
 from explainvec.vocabulary import DEFAULT_ADAPTER
 
 
@@ -63,9 +64,10 @@ class DemoPreset(BaseModel):
         return config, config.model_copy(update={"lr": 3e-4, "keep_min": 1.0, "freeze_head": True})
 
     def vector_config(self, *, device: str = "cpu") -> TrainConfig:
-        """The shared τ's training: the explanation adapter alone, lr 1e-3."""
+        """The shared τ's training: the explanation adapter alone, at the ``vector`` command's learning
+        rate."""
         return TrainConfig(
-            epochs=self.vector_epochs, lr=1e-3, train_size=self.train_size, keep_min=1.0, device=device
+            epochs=self.vector_epochs, lr=SHARED_LR, train_size=self.train_size, keep_min=1.0, device=device
         )
 
     def base_config(self) -> TrainConfig:

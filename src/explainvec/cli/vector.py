@@ -15,6 +15,7 @@ from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
+from explainvec.vectors.shared import PRETRAINING, SHARED_COALITIONS, SHARED_LR
 from explainvec.vocabulary import DEFAULT_ADAPTER, DEFAULT_LAMBDA_CRITERION, AdapterChoice, LambdaCriterion
 
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing OUT (never one of the inputs).")
@@ -36,19 +37,20 @@ def vector_command(
         False, "--backbone/--adapter-only", help="Shared τ: train the backbone too (predictions may change)."
     ),
     alpha: float = typer.Option(0.05, help="Shared τ: weight of the explanation loss."),
-    coalitions: int = typer.Option(16, help="Shared τ: K coalitions per image and step."),
+    coalitions: int = typer.Option(SHARED_COALITIONS, help="Shared τ: K coalitions per image (the bank)."),
     bank: bool = typer.Option(
         True,
         "--bank/--fresh-coalitions",
         help="Shared τ: each image's coalitions drawn and evaluated once, reused every epoch.",
     ),
-    game_data: str | None = typer.Option(
-        None,
+    game_data: str = typer.Option(
+        PRETRAINING,
         help="Shared, adapter-only τ: images (data spec or image folder) every source model's game is "
-        "played on, labels unused, e.g. the base's pretraining data (default: each source's own).",
+        "played on, labels unused; 'pretraining': the base's pretraining data where the base records it "
+        "(else each source's own); 'own': each source's own.",
     ),
     epochs: int = typer.Option(12, help="Shared τ: epochs over each source's training images."),
-    lr: float = typer.Option(1e-3, help="Shared τ: learning rate."),
+    lr: float = typer.Option(SHARED_LR, help="Shared τ: learning rate."),
     train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
     device: str = typer.Option("cpu", help="Shared τ: cpu, cuda, cuda:N or auto."),
     overwrite: bool = OVERWRITE,
@@ -77,7 +79,7 @@ def vector_command(
                 bank=bank,
                 adapter=False if adapter == "none" else adapter,
                 backbone=backbone,
-                game_data=game_data,
+                game_data=None if game_data == "own" else game_data,
                 progress=progress,
             )
     vector.save(out)

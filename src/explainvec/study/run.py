@@ -34,6 +34,7 @@ from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
+from explainvec.vectors.shared import PRETRAINING
 
 
 def cell_name(base: int, seed: int) -> str:
@@ -111,7 +112,7 @@ class StudyRun:
         return variant.sources or [self.study.source]
 
     def game_data(self, variant: Variant) -> str | None:
-        return self.study.pretrain_data if variant.game_data == "pretraining" else variant.game_data
+        return self.study.pretrain_data if variant.game_data == PRETRAINING else variant.game_data
 
     def tau(self, base: Checkpoint, variant: Variant) -> tuple[ExplainabilityVector, float]:
         """τ of ``variant`` on ``base`` and its cost: the seconds spent building it (self-explaining
@@ -270,7 +271,7 @@ class Cell:
             return
         variant = next(v for v in study.variants if v.name == study.oracle_recipe)
         if variant.recipe == "shared":
-            own = {"sources": [study.target], "source_seeds": [self.seed], "with_base": False, "game_data": None}
+            own = dict(sources=[study.target], source_seeds=[self.seed], with_base=False, game_data=None)
             tau, _ = self.run.tau(self.base, variant.model_copy(update=own))
             model = apply_vector(self.target, tau, 1.0)
         else:

@@ -8,8 +8,8 @@ summed loss of all of them, with as many steps as batches). A τ that must work 
 once is pushed toward what they share, which is what a vector added to an unseen target model needs.
 
 The embedding game needs no labels, so an adapter-only τ can play every source model's game on other
-images than its training data (``game_data``): the base's pretraining corpus, broader than any one
-source, covers more of what a target will show it.
+images than its training data (``game_data``); by default on the base's pretraining corpus, broader than
+any one source, which covers more of what a target will show it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,27 @@ from explainvec.training.loop import Indexed, cosine_schedule
 from explainvec.training.supervision import AmortisedGameLoss
 from explainvec.vectors.explainability_vector import ExplainabilityVector, VectorMeta, backbone_parameters
 from explainvec.vocabulary import AdapterKind
+
+PRETRAINING = "pretraining"
+"""``game_data``: the base's pretraining data where the base records it (made by ``explainvec pretrain``)
+and τ is adapter-only; else each source's own training data."""
+
+SHARED_COALITIONS = 48
+"""Coalitions per image of the shared τ's bank (each drawn and evaluated once)."""
+
+SHARED_LR = 2e-3
+"""Learning rate of an adapter-only shared τ (``vector``, the demo)."""
+
+
+def resolve_game_data(base: Checkpoint, game_data: str | None, backbone: bool) -> str | None:
+    """The data every source model's game is played on (``None``: each source's own), or a ValueError
+    for other images with a backbone τ (its cross-entropy needs each source's labels)."""
+    if game_data == PRETRAINING:
+        training = base.meta.training
+        return training.data if not backbone and training.mode == "pretrain" else None
+    if game_data is not None and backbone:
+        raise ValueError("game data other than the sources' own needs an adapter-only τ (no --backbone)")
+    return game_data
 
 
 class _Objective(nn.Module):
@@ -57,11 +78,11 @@ def train_shared_vector(
     config: TrainConfig,
     *,
     alpha: float = 0.05,
-    num_coalitions: int = 16,
+    num_coalitions: int = SHARED_COALITIONS,
     bank: bool = True,
     adapter: bool | AdapterKind = False,
     backbone: bool = True,
-    game_data: str | None = None,
+    game_data: str | None = PRETRAINING,
     progress: Tracker = SILENT,
 ) -> ExplainabilityVector:
     """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
@@ -69,13 +90,13 @@ def train_shared_vector(
     ``adapter`` adds the explanation adapter (``True``: linear, or a kind; its parameters join τ);
     ``backbone=False`` trains the adapter alone, so predictions cannot change. ``bank``: each source
     model's coalitions of an item are evaluated once and reused every epoch (``AmortisedGameLoss``).
-    ``game_data``: the images (a data spec) every source model's game is played on, labels unused;
-    by default each source's own training data. Adapter-only τ only (a backbone τ keeps each source
-    model's accuracy with its labels)."""
+    ``game_data``: the images (a data spec) every source model's game is played on, labels unused
+    (``None``: each source's own training data; :data:`PRETRAINING`, the default: the base's pretraining
+    data when it is known); other images than the sources' own only for an adapter-only τ (a backbone
+    τ keeps each source model's accuracy with its labels)."""
     if not (adapter or backbone):
         raise ValueError("nothing to train: enable the adapter, the backbone, or both")
-    if game_data is not None and backbone:
-        raise ValueError("game data other than the sources' own needs an adapter-only τ (no --backbone)")
+    game_data = resolve_game_data(base, game_data, backbone)
     if any(p.meta.base_fingerprint != base.meta.base_fingerprint for p in predicts):
         raise ValueError("every source model must be fine-tuned from this base (fingerprints differ)")
     torch.manual_seed(config.seed)
