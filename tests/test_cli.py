@@ -105,6 +105,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     # The quick demo is the hard regime on the realistic scenes, and says so, with paired verdicts
     # against λ = 0 and rollout.
     assert "without patch dropping (the hard regime)" in " ".join(report["notes"])
+    assert "pretraining images (synthetic:scene-mixture)" in " ".join(report["notes"])
     assert report["data"] == "synthetic:scene-glyphs"
     markdown = (out / "report.md").read_text()
     for rival in ("lambda0", "rollout"):

@@ -224,7 +224,8 @@ def run_demo(preset: str, out: str | Path, *, device: str = "cpu", progress: Tra
     report.figures.append(Figure(path="domains.png", caption="samples of the source and target domains"))
     report.notes = [
         f"source {settings.source} → target {settings.target}; τ: the {DEFAULT_ADAPTER} adapter trained on "
-        "three source models (the source fine-tuned with seeds 0 and 1, and the base itself), so no "
+        "three source models (the source fine-tuned with seeds 0 and 1, and the base itself), their "
+        f"games played on the base's pretraining images ({tau.meta.explanation.game_data}), so no "
         f"prediction changes and at λ = 0 the map is the direct attribution; τ norm {tau.norm():.3f}; "
         f"λ = {lam:g}, chosen "
         "without labels on 128 target val images (the map that best fits the target's own masked outputs, "
