@@ -189,7 +189,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
                     "--train-size", 32, "--game-data", "own", "--out", linear)  # fmt: skip
     assert result.exit_code == 0, result.output
     explanation = json.loads(linear.with_suffix(".json").read_text())["explanation"]
-    assert explanation["adapter"] == "linear" and explanation["game_data"] is None
+    assert explanation["adapter"] == "linear" and explanation.get("game_data") is None
     result = invoke(
         "apply",
         "--model",
