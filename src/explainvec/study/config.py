@@ -30,7 +30,8 @@ class Variant(BaseModel):
     """``shared`` recipe: train τ on the backbone too (else the adapter alone)."""
     game_data: str | None = None
     """``shared`` recipe, adapter alone: the images every source model's game is played on (a data spec;
-    ``"pretraining"``: the study's ``pretrain_data``); by default each source's own."""
+    ``"pretraining"``: the base's pretraining data, the study's ``pretrain_data``); by default each
+    source's own."""
     supervision: Supervision = "embedding"
     alpha: float = 0.05
     coalitions: int = 16

@@ -34,7 +34,6 @@ from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
-from explainvec.vectors.shared import PRETRAINING
 
 
 def cell_name(base: int, seed: int) -> str:
@@ -111,9 +110,6 @@ class StudyRun:
     def sources(self, variant: Variant) -> list[str]:
         return variant.sources or [self.study.source]
 
-    def game_data(self, variant: Variant) -> str | None:
-        return self.study.pretrain_data if variant.game_data == PRETRAINING else variant.game_data
-
     def tau(self, base: Checkpoint, variant: Variant) -> tuple[ExplainabilityVector, float]:
         """τ of ``variant`` on ``base`` and its cost: the seconds spent building it (self-explaining
         training, or the shared τ's training) ÷ the seconds of one prediction fine-tune of the source."""
@@ -121,8 +117,7 @@ class StudyRun:
         if variant.recipe == "shared":
             predicts = [self.predict(base, s, seed) for s in sources for seed in variant.source_seeds]
             predicts += [base] if variant.with_base else []
-            unset = {"game_data"} if variant.game_data is None else set()  # keys from before the field
-            shared = variant.model_dump(exclude={"name", "blocks", *unset})
+            shared = variant.model_dump(exclude={"name", "blocks"})
             key = {
                 "base": base.meta.base_fingerprint,
                 "shared": shared,
@@ -139,7 +134,7 @@ class StudyRun:
                     num_coalitions=variant.coalitions,
                     adapter=variant.adapter,
                     backbone=variant.backbone,
-                    game_data=self.game_data(variant),
+                    game_data=variant.game_data,
                     progress=self.progress,
                 ),
             )
