@@ -25,7 +25,7 @@ from explainvec.evaluation import metrics as m
 from explainvec.evaluation.evaluate import suite_batch
 from explainvec.evaluation.suite import SuiteConfig, of_class, reference_values
 from explainvec.models.checkpoint import load_checkpoint
-from explainvec.models.contributions import STREAM_TERMS, captured_attention, mixed_stream
+from explainvec.models.contributions import STREAM_TERMS, captured_attention, mixed_terms, stream_terms
 from explainvec.models.self_explaining import SelfExplainingViT
 
 MAPS = {
@@ -59,7 +59,7 @@ def main() -> None:
             line = []
             for name, weights in MAPS.items():
                 mixes = [weights.get(t, 0) * vit.head.weight for _ in vit.blocks for t in STREAM_TERMS]
-                maps = mixed_stream(vit, captured, mixes, vit.num_prefix_tokens)
+                maps = mixed_terms(vit, captured, mixes, stream_terms(vit, captured), vit.num_prefix_tokens)
                 value = m.pearson(of_class(maps, predicted), of_class(reference, predicted)).mean()
                 scores[name].append(float(value))
                 line.append(f"{name} {float(value):+.3f}")

@@ -161,7 +161,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     assert result.exit_code == 2 and "--data" in result.output
 
     # The shared recipe (default: the stream adapter alone) on two source models keeps predictions;
-    # --adapter linear as before. The base is the demo's (cached by the run above).
+    # --adapter two-hop on each source's own images. The base is the demo's (cached by the run above).
     quick = DEMO_PRESETS["quick"]
     base_path = cached_base(quick.grid, quick.base_config(), data=quick.pretrain_data)
     shared = tmp_path / "shared.safetensors"
@@ -184,12 +184,12 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     explanation = json.loads(shared.with_suffix(".json").read_text())["explanation"]
     # the games are played on the base's pretraining images by default, on each source's own on request
     assert explanation["adapter"] == "stream" and explanation["game_data"] == quick.pretrain_data
-    linear = tmp_path / "linear.safetensors"
-    result = invoke("vector", "--base", base_path, *sources, "--adapter", "linear", "--epochs", 1,
-                    "--train-size", 32, "--game-data", "own", "--out", linear)  # fmt: skip
+    two_hop = tmp_path / "two-hop.safetensors"
+    result = invoke("vector", "--base", base_path, *sources, "--adapter", "two-hop", "--epochs", 1,
+                    "--train-size", 32, "--game-data", "own", "--out", two_hop)  # fmt: skip
     assert result.exit_code == 0, result.output
-    explanation = json.loads(linear.with_suffix(".json").read_text())["explanation"]
-    assert explanation["adapter"] == "linear" and explanation.get("game_data") is None
+    explanation = json.loads(two_hop.with_suffix(".json").read_text())["explanation"]
+    assert explanation["adapter"] == "two-hop" and explanation.get("game_data") is None
     result = invoke(
         "apply",
         "--model",

@@ -8,9 +8,12 @@ import torch
 
 from explainvec.models.adapter import adapted_patches, add_adapter
 from explainvec.models.contributions import (
+    HOP_TERMS,
     STREAM_TERMS,
+    attention_weights,
     block_contributions,
     captured_attention,
+    hop_terms,
     linearised_contributions,
     mixed_contributions,
     stream_terms,
@@ -122,6 +125,56 @@ def test_a_stream_adapter_starts_as_the_direct_attribution_and_reads_its_mix_of_
     features = torch.cat([*(w[:, 1:] for w in written), tokens[:, 1:]], -1)
     torch.testing.assert_close(
         adapted_patches(vit, tokens), vit.explain_adapter.terms(features), atol=1e-4, rtol=1e-4
+    )
+
+
+@torch.no_grad()
+def test_hop_terms_move_each_blocks_sent_terms_along_the_rollout_of_the_blocks_before():
+    vit = small_vit(init_values=0.3)
+    images = torch.randn(3, 3, 32, 32)
+    with captured_attention(vit) as captured:
+        vit.forward_features(images)
+    sent = {block: term for name, block, term in stream_terms(vit, captured) if name == "sent"}
+    hops = {(name, block): term for name, block, term in hop_terms(vit, captured)}
+    assert sorted(hops) == sorted((name, b) for name in HOP_TERMS for b in range(1, len(vit.blocks)))
+    tokens = sent[0].shape[1]
+    rollout = torch.eye(tokens).expand(3, tokens, tokens)
+    for block, qkv in zip(vit.blocks[:2], captured["qkv"][:2], strict=True):
+        rollout = (0.5 * torch.eye(tokens) + 0.5 * attention_weights(block, qkv)[0].mean(1)) @ rollout
+    # written out for one token j of the third block: what the others carried of it, and what it carried
+    j, off = 4, rollout * (1 - torch.eye(tokens))
+    moved_in = sum(off[:, i, j, None] * sent[2][:, i] for i in range(tokens) if i != j)
+    torch.testing.assert_close(hops["moved_in", 2][:, j], moved_in, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(hops["moved_out", 2][:, j], off[:, j].sum(-1)[:, None] * sent[2][:, j])
+    for block in range(1, len(vit.blocks)):  # what moves in is what moves out: the total is kept
+        torch.testing.assert_close(
+            hops["moved_in", block].sum(1), hops["moved_out", block].sum(1), atol=1e-4, rtol=1e-4
+        )
+
+
+@torch.no_grad()
+def test_a_two_hop_adapter_starts_as_the_stream_adapter_and_adds_its_mix_of_hop_terms():
+    vit = small_vit()
+    images = torch.randn(2, 3, 32, 32)
+    add_adapter(vit, "two-hop")
+    torch.nn.init.normal_(vit.explain_adapter.terms.weight, std=0.1)
+    tokens = masked_tokens(vit, images)
+    stream = vit.explain_adapter.terms.weight.clone()
+    started = adapted_patches(vit, tokens)
+    plain = small_vit()
+    add_adapter(plain, "stream")
+    plain.explain_adapter.terms.weight.copy_(stream)
+    torch.testing.assert_close(started, adapted_patches(plain, masked_tokens(plain, images)))
+    torch.nn.init.normal_(vit.explain_adapter.hops.weight, std=0.1)
+    with captured_attention(vit) as captured:
+        vit.forward_features(images)
+    sigma = (captured["residual"][:, 0].var(-1, unbiased=False) + vit.norm.eps).sqrt()[:, None, None]
+    written = [
+        (t - t.mean(-1, keepdim=True)) * vit.norm.weight / sigma for _, _, t in hop_terms(vit, captured)
+    ]
+    expected = started + vit.explain_adapter.hops(torch.cat([w[:, 1:] for w in written], -1))
+    torch.testing.assert_close(
+        adapted_patches(vit, masked_tokens(vit, images)), expected, atol=1e-4, rtol=1e-4
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,15 @@ from typer.testing import CliRunner
 from explainvec.cli.main import app
 from explainvec.study import Study, cluster_interval, run_study, study_table
 from explainvec.study.table import row_interval
+
+CONFIGS = sorted((Path(__file__).parents[1] / "experiments").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[f"{p.parent.name}/{p.name}" for p in CONFIGS])
+def test_every_study_config_in_the_repository_validates(path):
+    study = Study.model_validate_json(path.read_text())
+    assert study.variants and len({v.name for v in study.variants}) == len(study.variants)
+
 
 TINY = {
     "grid": "4x4",
@@ -194,9 +204,9 @@ def test_a_cell_shares_a_reference_only_between_models_with_the_same_game(monkey
     vit = make_checkpoint().model
     model = SelfExplainingViT(vit, ["a", "b", "c"], "logit")
     first = cell.reference(model)
-    add_adapter(vit, "attention")
+    add_adapter(vit, "stream")
     with torch.no_grad():
-        vit.explain_adapter.block.attn.proj.weight.add_(1.0)
+        vit.explain_adapter.terms.weight.add_(1.0)
     assert cell.reference(model) is first  # the adapter never reaches the class token: same game
     assert cell.reference(SelfExplainingViT(vit, ["a", "b", "c"], "probability")) is not first
     with torch.no_grad():

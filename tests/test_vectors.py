@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -110,84 +112,28 @@ def test_choose_lambda_respects_agreement():
     assert choose_lambda(unsafe).lam == 0.25
 
 
-def test_adapter_travels_in_tau_and_leaves_predictions_alone(pair, tmp_path):
-    from explainvec.models.adapter import add_adapter, has_adapter
+@pytest.mark.parametrize("removed", [True, "attention"])  # True: the linear adapter's old field
+def test_files_with_a_removed_adapter_kind_are_refused_in_one_line(pair, tmp_path, removed):
     from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
-    from explainvec.models.self_explaining import SelfExplainingViT
 
-    explain, predict = pair
-    with torch.no_grad():
-        add_adapter(explain.model).explain_adapter.weight.add_(0.1 * torch.randn(96, 96))
-    tau = ExplainabilityVector.from_checkpoints(explain, predict)
-    # relative to the identity a model without adapter implicitly has
-    torch.testing.assert_close(
-        tau.tensors["explain_adapter.weight"] + torch.eye(96), explain.model.explain_adapter.weight
-    )
-    images = torch.randn(3, 3, 32, 32)
-    adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
-    edited = adapter_only.apply_to(predict.model, 1.0).eval()
-    assert has_adapter(edited) and not has_adapter(predict.model)
-    assert torch.equal(edited(images), predict.model(images))  # the class token never sees the adapter
-    names = predict.meta.class_names
-    before = SelfExplainingViT(predict.model, names, "logit")(images).attributions
-    after = SelfExplainingViT(edited, names, "logit")(images).attributions
-    assert not torch.allclose(before, after)
-    path = save_checkpoint(tmp_path / "edited.safetensors", Checkpoint(edited, predict.meta))
-    reloaded = load_checkpoint(path)
-    assert reloaded.meta.architecture["explain_adapter"] is True
-    torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)
-    adapter_only.check_compatible(predict)  # a model without adapter accepts an adapter-carrying vector
+    tau = ExplainabilityVector.from_checkpoints(*pair)
+    explanation = tau.meta.explanation.model_copy(update={"adapter": removed})
+    tau.meta = tau.meta.model_copy(update={"explanation": explanation})
+    tau.save(tmp_path / "tau.safetensors")
+    with pytest.raises(ValueError, match=r"adapter was removed .* --adapter stream"):
+        ExplainabilityVector.load(tmp_path / "tau.safetensors")
+    path = save_checkpoint(tmp_path / "model.safetensors", pair[1])
+    sidecar = json.loads(path.with_suffix(".json").read_text())  # as a file written before the removal
+    sidecar["architecture"]["explain_adapter"] = removed
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="adapter was removed"):
+        load_checkpoint(path)
 
 
-def test_attention_adapter_starts_as_identity_travels_in_tau_and_leaves_predictions_alone(pair, tmp_path):
-    from explainvec.models.adapter import adapter_kind, add_adapter
-    from explainvec.models.checkpoint import load_checkpoint, save_checkpoint
-    from explainvec.models.self_explaining import SelfExplainingViT
-
-    explain, predict = pair
-    names, images = predict.meta.class_names, torch.randn(3, 3, 32, 32)
-    before = SelfExplainingViT(explain.model, names, "logit")(images).attributions
-    add_adapter(explain.model, "attention")
-    # zero-initialised output projections: the untrained adapter changes nothing
-    torch.testing.assert_close(SelfExplainingViT(explain.model, names, "logit")(images).attributions, before)
-    with torch.no_grad():
-        for p in explain.model.explain_adapter.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    tau = ExplainabilityVector.from_checkpoints(explain, predict)
-    assert any(n.startswith("explain_adapter.block.attn.qkv") for n in tau.tensors)
-    adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
-    edited = adapter_only.apply_to(predict.model, 1.0).eval()
-    assert adapter_kind(edited) == "attention" and adapter_kind(predict.model) is None
-    for a, b in zip(
-        edited.explain_adapter.parameters(), explain.model.explain_adapter.parameters(), strict=True
-    ):
-        torch.testing.assert_close(a, b)  # the identity adapter + τ is the trained adapter
-    assert torch.equal(edited(images), predict.model(images))
-    plain = SelfExplainingViT(predict.model, names, "logit")(images).attributions
-    after = SelfExplainingViT(edited, names, "logit")(images).attributions
-    assert not torch.allclose(plain, after, atol=1e-4)
-    # a patch's explanation depends on the other patches: change one patch, every row moves
-    moved = images.clone()
-    moved[:, :, :8, :8] += 1.0
-    changed = SelfExplainingViT(edited, names, "logit")(moved).attributions
-    assert not torch.allclose(changed[:, -1], after[:, -1], atol=1e-6)
-    path = save_checkpoint(tmp_path / "edited.safetensors", Checkpoint(edited, predict.meta))
-    reloaded = load_checkpoint(path)
-    assert reloaded.meta.architecture["explain_adapter"] == "attention"
-    torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)
-    adapter_only.meta = adapter_only.meta.model_copy(
-        update={
-            "explanation": adapter_only.meta.explanation.model_copy(
-                update={"adapter": "attention", "backbone": False}
-            )
-        }
-    )
-    adapter_only.save(tmp_path / "tau.safetensors")
-    loaded = ExplainabilityVector.load(tmp_path / "tau.safetensors")
-    assert loaded.tensors.keys() == adapter_only.tensors.keys()
-
-
-@pytest.mark.parametrize(("kind", "weights"), [("contributions", "mix"), ("stream", "terms")])
+@pytest.mark.parametrize(
+    ("kind", "weights"),
+    [("contributions", "mix.weight"), ("stream", "terms.weight"), ("two-hop", "hops.weight")],
+)
 def test_direct_attribution_adapters_start_as_it_and_travel_in_tau(pair, tmp_path, kind, weights):
     from explainvec.evaluation.baselines import get_attributor
     from explainvec.models.adapter import adapter_kind, add_adapter
@@ -207,13 +153,13 @@ def test_direct_attribution_adapters_start_as_it_and_travel_in_tau(pair, tmp_pat
     # at start the map is the training-free direct attribution (up to the efficiency shift)
     torch.testing.assert_close(centred(out.attributions), centred(direct), atol=1e-4, rtol=1e-4)
     with torch.no_grad():
-        trained = getattr(explain.model.explain_adapter, weights).weight
+        trained = explain.model.explain_adapter.get_parameter(weights)
         trained.add_(0.05 * torch.randn_like(trained))
     tau = ExplainabilityVector.from_checkpoints(explain, predict)
     adapter_only = ExplainabilityVector({k: v for k, v in tau.tensors.items() if "adapter" in k}, tau.meta)
     edited = adapter_only.apply_to(predict.model, 1.0).eval()
     assert adapter_kind(edited) == kind
-    torch.testing.assert_close(getattr(edited.explain_adapter, weights).weight, trained)
+    torch.testing.assert_close(edited.explain_adapter.get_parameter(weights), trained)
     assert torch.equal(edited(images), predict.model(images))  # predictions never change
     after = SelfExplainingViT(edited, names, "logit")(images).attributions
     plain = get_attributor("direct_attribution")(
@@ -224,3 +170,10 @@ def test_direct_attribution_adapters_start_as_it_and_travel_in_tau(pair, tmp_pat
     reloaded = load_checkpoint(path)
     assert reloaded.meta.architecture["explain_adapter"] == kind
     torch.testing.assert_close(SelfExplainingViT(reloaded.model, names, "logit")(images).attributions, after)
+    adapter_only.check_compatible(predict)  # a model without adapter accepts an adapter-carrying vector
+    explanation = adapter_only.meta.explanation.model_copy(update={"adapter": kind, "backbone": False})
+    adapter_only.meta = adapter_only.meta.model_copy(update={"explanation": explanation})
+    adapter_only.save(tmp_path / "tau.safetensors")
+    assert (
+        ExplainabilityVector.load(tmp_path / "tau.safetensors").tensors.keys() == adapter_only.tensors.keys()
+    )

@@ -39,9 +39,9 @@ masked outputs on a bank of coalitions evaluated once, or insertion − deletion
 
 DEFAULT_LAMBDA_CRITERION: LambdaCriterion = "shapley_fit"
 
-AdapterKind = Literal["stream", "contributions", "linear", "attention"]
+AdapterKind = Literal["stream", "two-hop", "contributions"]
 """The kinds of explanation adapter (``models/adapter.py``)."""
-AdapterChoice = Literal["stream", "contributions", "linear", "attention", "none"]
+AdapterChoice = Literal["stream", "two-hop", "contributions", "none"]
 """The explanation adapter a shared τ carries: an ``AdapterKind``, or ``none`` (τ on the backbone only)."""
 DEFAULT_ADAPTER: AdapterChoice = "stream"
 """Measured best in the hard regime (docs/transfer.md): at λ = 0 its map is the direct attribution."""

@@ -16,7 +16,7 @@ from explainvec.training.engine import launch
 from explainvec.training.explain import train_explainer
 from explainvec.training.finetune import finetune
 from explainvec.training.state import state_path
-from explainvec.vocabulary import Init, Mode, Precision, Supervision
+from explainvec.vocabulary import AdapterChoice, Init, Mode, Precision, Supervision
 
 DEFAULTS = TrainConfig()
 
@@ -43,8 +43,8 @@ def train_command(
     init: Init = typer.Option(
         "base", help="explain mode: fine-tune from the base beside the value model (default) or from it."
     ),
-    adapter: bool = typer.Option(
-        False, help="explain mode: add the class-agnostic explanation adapter on patch tokens (travels in τ)."
+    adapter: AdapterChoice = typer.Option(
+        "none", help="explain mode: add the class-agnostic explanation adapter of this kind (travels in τ)."
     ),
     labels: Path | None = typer.Option(None, help="explain mode, labels supervision: label cache folder."),
     masks: str | None = typer.Option(
@@ -116,7 +116,7 @@ def train_command(
                 num_coalitions=coalitions,
                 bank=bank,
                 init=init,
-                adapter=adapter,
+                adapter=None if adapter == "none" else adapter,
                 labels=LabelCache(labels) if labels else None,
                 masks=masks,
                 progress=progress,

@@ -77,7 +77,7 @@ def vector_command(
                 alpha=alpha,
                 num_coalitions=coalitions,
                 bank=bank,
-                adapter=False if adapter == "none" else adapter,
+                adapter=None if adapter == "none" else adapter,
                 backbone=backbone,
                 game_data=None if game_data == "own" else game_data,
                 progress=progress,

@@ -1,60 +1,47 @@
 """The class-agnostic explanation adapter on final patch tokens; the prediction never passes through it.
 
-Three kinds, carried inside τ like any other parameter:
+Three kinds, carried inside τ like any other parameter; each starts as the training-free direct
+attribution (what each patch sends the class token through attention, summed over blocks) and learns
+what it misses:
 
-- ``linear``: a ``D → D`` map on each final-norm patch token (initialised to the identity matrix).
-- ``attention``: one pre-norm transformer block over all final-norm tokens (class token included, so
-  a patch's explanation can depend on the others and on what the model predicts), whose output
-  projections start at zero, so it adds nothing until trained; its other weights start from a fixed
-  seed, so every model's identity adapter is the same and τ's entries are relative to it.
 - ``contributions``: a linear map of what each patch sends the class token through attention in every
   block (:mod:`explainvec.models.contributions`) and of its final token, ``[(L + 1)·D] → D``,
-  initialised to the sum of the shares (the final token weighted 0): the training-free direct
-  attribution; τ learns what the direct path misses.
+  initialised to the sum of the shares (the final token weighted 0).
 - ``stream``: a linear map of the class token's residual stream split by token
   (:func:`explainvec.models.contributions.stream_terms`: per block what a patch sends through attention,
   that share of the attention output, its part of the class token's attention to itself and of its MLP)
-  and of its final token, ``[(4L + 1)·D] → D``, initialised like ``contributions`` to the direct
-  attribution.
+  and of its final token, ``[(4L + 1)·D] → D``, initialised like ``contributions``.
+- ``two-hop``: ``stream`` plus a linear map of the :func:`explainvec.models.contributions.hop_terms`
+  (what later blocks' ``sent`` terms owe to the tokens that earlier blocks gathered from), starting at
+  zero.
 
 The class token's output is never read, so a model with an adapter predicts exactly as without; the map
-reads ``head(adapter(h)_j)``.
+reads ``head(adapter(h)_j)``. (A ``linear`` map of the final patch tokens and an ``attention`` block over
+them were measured far behind and removed: docs/transfer.md.)
 """
 
 from __future__ import annotations
 
 import weakref
+from typing import get_args
 
 import torch
-from timm.models.vision_transformer import Block, VisionTransformer
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from explainvec.models.contributions import (
+    HOP_TERMS,
     STREAM_TERMS,
     check_stream_blocks,
+    hop_terms,
     mixed_contributions,
-    mixed_stream,
+    mixed_terms,
+    stream_terms,
 )
 from explainvec.vocabulary import AdapterKind
 
 ADAPTER = "explain_adapter"
-ATTENTION_SEED = 0
-
-
-class AttentionAdapter(nn.Module):
-    """One transformer block over ``[B, T, D]`` final tokens, residual and zero-initialised."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ATTENTION_SEED)
-            self.block = Block(dim, num_heads, mlp_ratio=2.0, qkv_bias=True)
-        for projection in (self.block.attn.proj, self.block.mlp.fc2):
-            nn.init.zeros_(projection.weight)
-            nn.init.zeros_(projection.bias)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.block(tokens)
+REMOVED = ("linear", "attention")
 
 
 class ContributionAdapter(nn.Module):
@@ -94,14 +81,28 @@ class StreamAdapter(nn.Module):
         its final tokens ``[B, T, D]``."""
         dim, prefix = tokens.shape[-1], model.num_prefix_tokens
         mixes = list(self.terms.weight[:, :-dim].split(dim, dim=1))
-        stream = mixed_stream(model, captured, mixes, prefix)
+        stream = mixed_terms(model, captured, mixes, stream_terms(model, captured), prefix)
         return stream + tokens[:, prefix:] @ self.terms.weight[:, -dim:].T + self.terms.bias
 
 
+class TwoHopAdapter(StreamAdapter):
+    """A :class:`StreamAdapter` that also mixes the :func:`hop_terms` of every block but the first,
+    ``hops``: ``[2(L − 1)·D] → D``, starting at zero (so at start it is the direct attribution too)."""
+
+    def __init__(self, dim: int, depth: int) -> None:
+        super().__init__(dim, depth)
+        self.hops = nn.Linear(len(HOP_TERMS) * (depth - 1) * dim, dim, bias=False)
+        nn.init.zeros_(self.hops.weight)
+
+    def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
+        mixes = list(self.hops.weight.split(tokens.shape[-1], dim=1))
+        hops = mixed_terms(model, captured, mixes, hop_terms(model, captured), model.num_prefix_tokens)
+        return super().forward(captured, model, tokens) + hops
+
+
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""What ``captured_attention`` kept of the last full-image forward pass of a model with a ``contributions``
-or ``stream`` adapter, kept by
-``masked_tokens`` until the map reads them (outside the module's state, so copies and files never see
+"""What ``captured_attention`` kept of the last full-image forward pass of a model with an adapter, kept
+by ``masked_tokens`` until the map reads them (outside the module's state, so copies and files never see
 them)."""
 
 
@@ -110,29 +111,17 @@ def keep_contributions(model: VisionTransformer, captured: dict) -> None:
     _PENDING[getattr(model, ADAPTER)] = captured
 
 
-def needs_contributions(model: VisionTransformer) -> bool:
-    return adapter_kind(model) in ("contributions", "stream")
-
-
 def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
-    dim = model.embed_dim
+    dim, depth = model.embed_dim, len(model.blocks)
     if kind == "contributions":
-        return ContributionAdapter(dim, len(model.blocks))
-    if kind == "stream":
-        check_stream_blocks(model)
-        return StreamAdapter(dim, len(model.blocks))
-    if kind == "attention":
-        return AttentionAdapter(dim, model.blocks[-1].attn.num_heads)
-    if kind != "linear":
-        raise ValueError(f"unknown adapter kind {kind!r}: 'linear', 'attention', 'contributions' or 'stream'")
-    adapter = nn.Linear(dim, dim)
-    with torch.no_grad():
-        adapter.weight.copy_(torch.eye(dim))
-        adapter.bias.zero_()
-    return adapter
+        return ContributionAdapter(dim, depth)
+    if kind not in ("stream", "two-hop"):
+        raise ValueError(f"unknown adapter kind {kind!r}: 'stream', 'two-hop' or 'contributions'")
+    check_stream_blocks(model)
+    return (StreamAdapter if kind == "stream" else TwoHopAdapter)(dim, depth)
 
 
-def add_adapter(model: VisionTransformer, kind: AdapterKind = "linear") -> VisionTransformer:
+def add_adapter(model: VisionTransformer, kind: AdapterKind) -> VisionTransformer:
     """Give ``model`` an identity adapter of ``kind`` in place (if it has none); returns ``model``."""
     if not has_adapter(model):
         reference = next(model.parameters())
@@ -149,25 +138,30 @@ def adapter_kind(model: VisionTransformer) -> AdapterKind | None:
     if not has_adapter(model):
         return None
     adapter = getattr(model, ADAPTER)
-    if isinstance(adapter, ContributionAdapter):
-        return "contributions"
-    if isinstance(adapter, StreamAdapter):
-        return "stream"
-    return "attention" if isinstance(adapter, AttentionAdapter) else "linear"
+    if isinstance(adapter, TwoHopAdapter):
+        return "two-hop"
+    return "stream" if isinstance(adapter, StreamAdapter) else "contributions"
 
 
 def adapter_field(model: VisionTransformer) -> bool | AdapterKind:
-    """The architecture field ``explain_adapter`` of ``model``: ``False``, ``True`` (linear, as files
-    written before the other kinds say) or the kind's name."""
-    kind = adapter_kind(model)
-    return kind == "linear" if kind in (None, "linear") else kind
+    """The architecture field ``explain_adapter`` of ``model``: ``False`` or the kind's name."""
+    return adapter_kind(model) or False
 
 
 def kind_of(field: bool | str | None) -> AdapterKind | None:
-    """The adapter kind a record's ``explain_adapter`` / ``adapter`` field names (``True``: linear)."""
+    """The adapter kind a record's ``explain_adapter`` / ``adapter`` field names (``False``/``None``:
+    none); a ValueError for the removed kinds (``True`` was the linear one)."""
     if not field:
         return None
-    return "linear" if field is True else field
+    if field is True or field in REMOVED:
+        removed = "linear" if field is True else field
+        raise ValueError(
+            f"the {removed} explanation adapter was removed (far behind the stream adapter, "
+            "docs/transfer.md): rebuild the file with --adapter stream"
+        )
+    if field not in get_args(AdapterKind):
+        raise ValueError(f"unknown adapter kind {field!r}: one of {', '.join(get_args(AdapterKind))}")
+    return field
 
 
 def kind_of_names(names) -> AdapterKind | None:
@@ -175,16 +169,16 @@ def kind_of_names(names) -> AdapterKind | None:
     adapter = [n for n in names if n.startswith(ADAPTER + ".")]
     if not adapter:
         return None
-    if any(n.startswith(f"{ADAPTER}.mix.") for n in adapter):
-        return "contributions"
+    if any(n.startswith(f"{ADAPTER}.hops.") for n in adapter):
+        return "two-hop"
     if any(n.startswith(f"{ADAPTER}.terms.") for n in adapter):
         return "stream"
-    return "attention" if any(n.startswith(f"{ADAPTER}.block.") for n in adapter) else "linear"
+    if any(n.startswith(f"{ADAPTER}.mix.") for n in adapter):
+        return "contributions"
+    raise ValueError(f"adapter tensors of no known kind: {sorted(adapter)[:3]} (a removed kind?)")
 
 
-def identity_adapter_parameters(
-    model: VisionTransformer, kind: AdapterKind = "linear"
-) -> dict[str, torch.Tensor]:
+def identity_adapter_parameters(model: VisionTransformer, kind: AdapterKind) -> dict[str, torch.Tensor]:
     """Parameters of an identity adapter of ``kind`` on ``model``: what τ's adapter entries are relative
     to."""
     adapter = _new_adapter(model, kind)
@@ -197,13 +191,9 @@ def adapted_patches(model: VisionTransformer, tokens: torch.Tensor) -> torch.Ten
     if not has_adapter(model):
         return tokens[:, prefix:]
     adapter = getattr(model, ADAPTER)
-    if isinstance(adapter, AttentionAdapter):
-        return adapter(tokens)[:, prefix:]
-    if isinstance(adapter, ContributionAdapter | StreamAdapter):
-        captured = _PENDING.pop(adapter, None)
-        if captured is None or len(captured["residual"]) != len(tokens):
-            raise RuntimeError(
-                f"the {adapter_kind(model)} adapter reads a full-image pass of masked_tokens (none kept)"
-            )
-        return adapter(captured, model, tokens)
-    return adapter(tokens[:, prefix:])
+    captured = _PENDING.pop(adapter, None)
+    if captured is None or len(captured["residual"]) != len(tokens):
+        raise RuntimeError(
+            f"the {adapter_kind(model)} adapter reads a full-image pass of masked_tokens (none kept)"
+        )
+    return adapter(captured, model, tokens)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from timm.models.vision_transformer import Block, VisionTransformer
 
-from explainvec.models.adapter import keep_contributions, needs_contributions
+from explainvec.models.adapter import has_adapter, keep_contributions
 from explainvec.models.contributions import captured_attention
 from explainvec.models.vit import embed
 
@@ -31,10 +31,10 @@ def masked_tokens(
     ``images`` is ``[B, 3, H, W]``; ``keep`` is ``None`` (all patches), ``[B, P]`` or ``[B, M, P]`` (M
     coalitions per image, any mix). The patch embedding runs once per image; blocks run once per
     coalition. Equivalent to dropping the removed tokens from the sequence. A full-image pass of a model
-    with a ``contributions`` adapter also hands it the pass's attention contributions.
+    with an adapter also hands it what the pass's attention kept (:func:`keep_contributions`).
     """
     tokens = embed(model, images)
-    if keep is None and needs_contributions(model):
+    if keep is None and has_adapter(model):
         with captured_attention(model) as captured:
             tokens = model.norm(model.blocks(tokens))
         keep_contributions(model, captured)

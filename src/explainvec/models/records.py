@@ -10,7 +10,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from explainvec.vocabulary import AdapterKind, Init, LambdaCriterion, Readout, Supervision
+from explainvec.models.adapter import kind_of
+from explainvec.vocabulary import Init, LambdaCriterion, Readout, Supervision
+
+
+def _known_adapter(field: bool | str) -> bool | str:
+    kind_of(field)  # a ValueError for a removed kind, in one line
+    return field
+
+
+AdapterField = Annotated[bool | str, AfterValidator(_known_adapter)]
+"""An ``explain_adapter`` / ``adapter`` field: ``False`` or an adapter kind (a removed kind is refused
+with what to do)."""
 
 
 class Record(BaseModel):
@@ -37,7 +48,7 @@ class ArchitectureFields(BaseModel):
     depth: int | None = Field(default=None, gt=0, le=1024)
     num_heads: int | None = Field(default=None, gt=0, le=1024)
     num_classes: int | None = Field(default=None, ge=0, le=1_000_000)
-    explain_adapter: bool | AdapterKind = False
+    explain_adapter: AdapterField = False
 
 
 def _checked_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +70,7 @@ class ExplanationRecord(Record):
     coalition_bank: bool | None = None
     """Amortised training: coalitions drawn and evaluated once per item (``False``: fresh every step)."""
     init: Init | None = None
-    adapter: bool | AdapterKind | None = None
+    adapter: AdapterField | None = None
     backbone: bool | None = None
     recipe: Literal["shared"] | None = None
     game_data: str | None = None

@@ -25,8 +25,8 @@ def build_vit(architecture: dict) -> VisionTransformer:
     """A timm ``VisionTransformer`` from its keyword arguments (as stored in a checkpoint's sidecar).
 
     ``{"timm_model": "<name>", **overrides}`` builds a named timm model (random weights, never a
-    download); any other dict is passed to ``VisionTransformer``. ``explain_adapter: true`` (or
-    ``"attention"``) adds the explanation adapter; ``norm_eps`` sets the LayerNorms' epsilon (timm's
+    download); any other dict is passed to ``VisionTransformer``. ``explain_adapter: "<kind>"`` adds
+    the explanation adapter; ``norm_eps`` sets the LayerNorms' epsilon (timm's
     default: 1e-6).
     """
     kwargs = dict(architecture)

@@ -24,8 +24,8 @@ class Variant(BaseModel):
     """``shared`` recipe: fine-tuning seeds of each source's prediction model (one model per seed)."""
     with_base: bool = False
     """``shared`` recipe: the base itself is one more source model (on its pretraining data)."""
-    adapter: bool | AdapterKind = False
-    """Add the class-agnostic explanation adapter (``True``: linear, or a kind; it travels in τ)."""
+    adapter: AdapterKind | None = None
+    """Add the class-agnostic explanation adapter of this kind (it travels in τ)."""
     backbone: bool = True
     """``shared`` recipe: train τ on the backbone too (else the adapter alone)."""
     game_data: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from explainvec.models.adapter import add_adapter, kind_of
+from explainvec.models.adapter import add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.fingerprint import fingerprint
 from explainvec.progress import SILENT, Tracker
@@ -29,7 +29,7 @@ def train_explainer(
     num_coalitions: int = 16,
     bank: bool = True,
     init: Init = "base",
-    adapter: bool | AdapterKind = False,
+    adapter: AdapterKind | None = None,
     labels: LabelCache | None = None,
     masks: str | None = None,
     progress: Tracker = SILENT,
@@ -40,7 +40,7 @@ def train_explainer(
     value model, with the same data order, so τ = it − value model is a difference of two fine-tunes of
     the base; ``"value"`` starts from the value model. ``base`` transferred better at 7×7 and without
     patch dropping, and as well elsewhere (docs/transfer.md). ``adapter`` adds the class-agnostic
-    explanation adapter (``True``: linear, or a kind). ``labels`` (supervision ``"labels"``) must hold
+    explanation adapter of that kind. ``labels`` (supervision ``"labels"``) must hold
     labels of this value model, data, seed and training split. ``bank`` (amortised modes): each item's
     coalitions are drawn, and evaluated by the value model, once and reused every epoch
     (``AmortisedGameLoss``). ``run`` goes to ``fit`` (``fabric``, ``state``, ``resume``)."""
@@ -75,7 +75,7 @@ def train_explainer(
         model = copy.deepcopy(base.model)
         replace_head(model, base.meta.class_names, train.class_names, config.seed)
     if adapter:
-        add_adapter(model, kind_of(adapter))
+        add_adapter(model, adapter)
     history = fit(
         model, train, config, extra_loss=loss, progress=progress, description=f"explain on {data}", **run
     )
@@ -86,7 +86,7 @@ def train_explainer(
         "coalitions": num_coalitions,
         "coalition_bank": bank if supervision != "labels" else None,
         "init": init,
-        "adapter": adapter,
+        "adapter": adapter or False,
         "value_model": value_fingerprint,
     }
     return trained_checkpoint(

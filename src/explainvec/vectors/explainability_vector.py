@@ -82,8 +82,9 @@ class ExplainabilityVector:
         if architecture_key(explain.meta.architecture) != architecture_key(predict.meta.architecture):
             raise ValueError("the two checkpoints have different architectures")
         a, b = backbone_parameters(explain.model), backbone_parameters(predict.model)
-        kind = adapter_kind(explain.model) or "linear"
-        b = {**identity_adapter_parameters(predict.model, kind), **b}  # without an adapter: the identity
+        kind = adapter_kind(explain.model)
+        if kind:  # the target has no adapter: τ's entries are relative to the identity one
+            b = {**identity_adapter_parameters(predict.model, kind), **b}
         tensors = {name: (a[name] - b[name]).clone() for name in a}
         meta = VectorMeta.of_base(
             explain,
@@ -217,10 +218,7 @@ def vector_shapes(meta: VectorMeta, path: Path) -> tuple[dict[str, tuple[int, ..
     the sidecar says it has one."""
     model = meta_model(meta.architecture, path)
     backbone = {name: tuple(t.shape) for name, t in backbone_parameters(model).items()}
-    kind = kind_of(meta.explanation.adapter) or "linear"
-    adapter = {name: tuple(t.shape) for name, t in identity_adapter_parameters(model, kind).items()}
-    required = set() if meta.explanation.backbone is False else set(backbone)
-    if meta.explanation.adapter:
-        required |= set(adapter)
-    allowed = backbone if meta.explanation.adapter is False else {**backbone, **adapter}
-    return allowed, required
+    kind = kind_of(meta.explanation.adapter)
+    adapter = {n: tuple(t.shape) for n, t in identity_adapter_parameters(model, kind).items()} if kind else {}
+    required = set(adapter) | (set() if meta.explanation.backbone is False else set(backbone))
+    return {**backbone, **adapter}, required

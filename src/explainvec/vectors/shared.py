@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader
 
-from explainvec.models.adapter import ADAPTER, add_adapter, kind_of
+from explainvec.models.adapter import ADAPTER, add_adapter
 from explainvec.models.checkpoint import Checkpoint
 from explainvec.models.masking import masked_tokens
 from explainvec.models.records import ExplanationRecord
@@ -80,14 +80,14 @@ def train_shared_vector(
     alpha: float = 0.05,
     num_coalitions: int = SHARED_COALITIONS,
     bank: bool = True,
-    adapter: bool | AdapterKind = False,
+    adapter: AdapterKind | None = None,
     backbone: bool = True,
     game_data: str | None = PRETRAINING,
     progress: Tracker = SILENT,
 ) -> ExplainabilityVector:
     """τ trained so that ``θ_m + τ`` explains for every source prediction model ``θ_m`` in ``predicts``.
 
-    ``adapter`` adds the explanation adapter (``True``: linear, or a kind; its parameters join τ);
+    ``adapter`` adds the explanation adapter of that kind (its parameters join τ);
     ``backbone=False`` trains the adapter alone, so predictions cannot change. ``bank``: each source
     model's coalitions of an item are evaluated once and reused every epoch (``AmortisedGameLoss``).
     ``game_data``: the images (a data spec) every source model's game is played on, labels unused
@@ -115,7 +115,7 @@ def train_shared_vector(
     vits = [copy.deepcopy(p.model).eval().requires_grad_(False).to(config.device) for p in predicts]
     if adapter:
         for vit in vits:
-            add_adapter(vit, kind_of(adapter)).requires_grad_(False)
+            add_adapter(vit, adapter).requires_grad_(False)
     models = [
         _Objective(
             vit,
@@ -170,7 +170,7 @@ def train_shared_vector(
             coalitions=num_coalitions,
             coalition_bank=bank,
             recipe="shared",
-            adapter=adapter,
+            adapter=adapter or False,
             backbone=backbone,
             game_data=game_data,
         ),
