@@ -49,9 +49,9 @@ def test_edit_adds_and_removes_the_adapter_a_vector_carries(pair, tiny_vit):
     with_adapter = copy.deepcopy(explain.model)
     from explainvec.models.adapter import add_adapter
 
-    add_adapter(with_adapter)
+    add_adapter(with_adapter, "stream")
     with torch.no_grad():
-        getattr(with_adapter, ADAPTER).weight.add_(0.1)
+        getattr(with_adapter, ADAPTER).terms.weight.add_(0.1)
     tau = ExplainabilityVector.from_checkpoints(Checkpoint(with_adapter, explain.meta), predict)
     with tau.edit(predict.model) as edit:
         edit.set(1.0)
