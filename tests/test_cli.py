@@ -93,7 +93,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     report = json.loads((out / "report.json").read_text())
     assert report["preset"] == "quick" and 0 <= report["lambda"] <= 2
     rows = {row["method"]: row for row in report["rows"]}
-    assert {"transferred", "lambda0", "kernelshap150", "oracle", "source_self_explaining"} <= set(rows)
+    assert {"transferred", "lambda0", "kernelshap150", "oracle", "source_transferred"} <= set(rows)
     fields = {"accuracy", "agreement", "insertion_auc", "deletion_auc", "shapley_pearson", "forward_passes"}
     for row in rows.values():
         assert all(row[f] is not None for f in fields), row
@@ -115,7 +115,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
         )
     assert (out / "domains.png").stat().st_size > 10_000
     assert len(list((out / "heatmaps" / "transferred").glob("*.png"))) == 4
-    for name in ("target_predict", "source_explain", "oracle", "transferred", "tau"):
+    for name in ("target_predict", "source_predict_seed1", "oracle", "transferred", "tau"):
         assert (out / "models" / f"{name}.safetensors").is_file()
     # The transfer result: the transferred model is the target plus λ·τ, λ the best score on its recorded
     # curve among the λ that keep 99 % of the predictions.
@@ -137,8 +137,13 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     # and its map is more faithful than the target's own head on patch tokens (measured: 0.76 vs −0.37)
     assert rows["transferred"]["shapley_pearson"] > rows["lambda0"]["shapley_pearson"] + 0.2
 
-    # The vector from the demo, applied by the command line.
+    # The oracle: the same recipe on the target model alone, with its own images, at λ = 1
     models = out / "models"
+    oracle = load_checkpoint(models / "oracle.safetensors").meta.explanation
+    assert oracle.recipe == "shared" and oracle.game_data is None and oracle.lam == 1.0
+    assert oracle.vector_source == ["synthetic:scene-glyphs"] and rows["oracle"]["agreement"] == 1.0
+
+    # The vector from the demo, applied by the command line.
     edited = tmp_path / "edited.safetensors"
     target_and_tau = (
         "--model",
@@ -165,7 +170,7 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     quick = DEMO_PRESETS["quick"]
     base_path = cached_base(quick.grid, quick.base_config(), data=quick.pretrain_data)
     shared = tmp_path / "shared.safetensors"
-    sources = ("--predict", models / "source_predict.safetensors", "--predict", models / "oracle.safetensors")
+    sources = ("--predict", models / "source_predict.safetensors", "--predict", models / "target_predict.safetensors")
     result = invoke(
         "vector",
         "--base",
