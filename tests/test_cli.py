@@ -165,12 +165,17 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     result = invoke("apply", *target_and_tau, "--lam", "auto", "--out", tmp_path / "no-data.safetensors")
     assert result.exit_code == 2 and "--data" in result.output
 
-    # The shared recipe (default: the stream adapter alone) on two source models keeps predictions;
-    # --adapter two-hop on each source's own images. The base is the demo's (cached by the run above).
+    # The shared recipe (default: the two-hop adapter alone) on two source models keeps predictions;
+    # --adapter stream on each source's own images. The base is the demo's (cached by the run above).
     quick = DEMO_PRESETS["quick"]
     base_path = cached_base(quick.grid, quick.base_config(), data=quick.pretrain_data)
     shared = tmp_path / "shared.safetensors"
-    sources = ("--predict", models / "source_predict.safetensors", "--predict", models / "target_predict.safetensors")
+    sources = (
+        "--predict",
+        models / "source_predict.safetensors",
+        "--predict",
+        models / "target_predict.safetensors",
+    )
     result = invoke(
         "vector",
         "--base",
@@ -188,13 +193,13 @@ def test_demo_quick_writes_report_and_pictures(tmp_path, cache):
     assert result.exit_code == 0, result.output
     explanation = json.loads(shared.with_suffix(".json").read_text())["explanation"]
     # the games are played on the base's pretraining images by default, on each source's own on request
-    assert explanation["adapter"] == "stream" and explanation["game_data"] == quick.pretrain_data
-    two_hop = tmp_path / "two-hop.safetensors"
-    result = invoke("vector", "--base", base_path, *sources, "--adapter", "two-hop", "--epochs", 1,
-                    "--train-size", 32, "--game-data", "own", "--out", two_hop)  # fmt: skip
+    assert explanation["adapter"] == DEFAULT_ADAPTER and explanation["game_data"] == quick.pretrain_data
+    stream = tmp_path / "stream.safetensors"
+    result = invoke("vector", "--base", base_path, *sources, "--adapter", "stream", "--epochs", 1,
+                    "--train-size", 32, "--game-data", "own", "--out", stream)  # fmt: skip
     assert result.exit_code == 0, result.output
-    explanation = json.loads(two_hop.with_suffix(".json").read_text())["explanation"]
-    assert explanation["adapter"] == "two-hop" and explanation.get("game_data") is None
+    explanation = json.loads(stream.with_suffix(".json").read_text())["explanation"]
+    assert explanation["adapter"] == "stream" and explanation.get("game_data") is None
     result = invoke(
         "apply",
         "--model",

@@ -43,7 +43,7 @@ AdapterKind = Literal["stream", "two-hop", "contributions"]
 """The kinds of explanation adapter (``models/adapter.py``)."""
 AdapterChoice = Literal["stream", "two-hop", "contributions", "none"]
 """The explanation adapter a shared τ carries: an ``AdapterKind``, or ``none`` (τ on the backbone only)."""
-DEFAULT_ADAPTER: AdapterChoice = "stream"
+DEFAULT_ADAPTER: AdapterChoice = "two-hop"
 """Measured best in the hard regime (docs/transfer.md): at λ = 0 its map is the direct attribution."""
 
 Init = Literal["value", "base"]

@@ -156,8 +156,8 @@ def kind_of(field: bool | str | None) -> AdapterKind | None:
     if field is True or field in REMOVED:
         removed = "linear" if field is True else field
         raise ValueError(
-            f"the {removed} explanation adapter was removed (far behind the stream adapter, "
-            "docs/transfer.md): rebuild the file with --adapter stream"
+            f"the {removed} explanation adapter was removed (far behind the stream and two-hop adapters, "
+            "docs/transfer.md): rebuild the file with explainvec vector (the default adapter)"
         )
     if field not in get_args(AdapterKind):
         raise ValueError(f"unknown adapter kind {field!r}: one of {', '.join(get_args(AdapterKind))}")
