@@ -83,7 +83,7 @@ class ExplainabilityVector:
             raise ValueError("the two checkpoints have different architectures")
         a, b = backbone_parameters(explain.model), backbone_parameters(predict.model)
         kind = adapter_kind(explain.model)
-        if kind:  # the target has no adapter: τ's entries are relative to the identity one
+        if kind:  # the prediction-only model has none: τ's entries are relative to the identity one
             b = {**identity_adapter_parameters(predict.model, kind), **b}
         tensors = {name: (a[name] - b[name]).clone() for name in a}
         meta = VectorMeta.of_base(
