@@ -7,39 +7,23 @@ images of each target (the study's 32 images and its reference budget by default
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
+from target_reference import map_study_arguments, with_reference
 
 from explainvec.evaluation import metrics as m
 from explainvec.evaluation.baselines import get_attributor
-from explainvec.evaluation.evaluate import suite_batch
-from explainvec.evaluation.suite import SuiteConfig, of_class, reference_values
-from explainvec.models.checkpoint import load_checkpoint
-from explainvec.models.self_explaining import SelfExplainingViT
+from explainvec.evaluation.suite import of_class
 from explainvec.shapley.model_games import MaskedModelGame
 
 MAPS = ("Shapley values", "rollout", "direct_attribution")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("targets", nargs="+", help="prediction-only checkpoints")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--budget", type=int, default=2048)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = map_study_arguments(__doc__, images=32, budget=2048)
     scores: dict[str, list[float]] = {name: [] for name in MAPS}
     for path in args.targets:
-        target = load_checkpoint(path)
-        batch = suite_batch(target, args.data, args.images, None, target)
-        model = SelfExplainingViT(target.model, target.meta.class_names, "logit").eval()
-        config = SuiteConfig(reference_budget=args.budget, exact_reference=False)
-        reference = reference_values(model, batch, config).values
+        model, batch, reference = with_reference(path, args.data, args.images, args.budget)
         with torch.no_grad():
             out = model(batch.images)
             game = MaskedModelGame(model.vit, batch.images)

@@ -16,17 +16,13 @@ Prints, per target, the Pearson (predicted class) against Kernel SHAP of the log
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
+from target_reference import map_study_arguments, with_reference
 
 from explainvec.evaluation import metrics as m
-from explainvec.evaluation.evaluate import suite_batch
-from explainvec.evaluation.suite import SuiteConfig, of_class, reference_values
-from explainvec.models.checkpoint import load_checkpoint
+from explainvec.evaluation.suite import of_class
 from explainvec.models.contributions import STREAM_TERMS, captured_attention, mixed_terms, stream_terms
-from explainvec.models.self_explaining import SelfExplainingViT
 
 MAPS = {
     "direct": {"sent": 1},
@@ -37,23 +33,11 @@ MAPS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("targets", nargs="+", help="prediction-only checkpoints")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--budget", type=int, default=1024)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = map_study_arguments(__doc__, images=16, budget=1024)
     scores: dict[str, list[float]] = {name: [] for name in MAPS}
     for path in args.targets:
-        target = load_checkpoint(path)
-        vit = target.model.eval()
-        batch = suite_batch(target, args.data, args.images, None, target)
-        model = SelfExplainingViT(vit, target.meta.class_names, "logit").eval()
-        config = SuiteConfig(reference_budget=args.budget, exact_reference=False)
-        reference = reference_values(model, batch, config).values
+        model, batch, reference = with_reference(path, args.data, args.images, args.budget)
+        vit = model.vit
         with torch.no_grad(), captured_attention(vit) as captured:
             predicted = vit.forward_head(vit.forward_features(batch.images)).argmax(-1)
             line = []

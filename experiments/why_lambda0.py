@@ -8,35 +8,19 @@ Kernel SHAP of the model's logit game.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
+from target_reference import map_study_arguments, with_reference
 
 from explainvec.evaluation import metrics as m
-from explainvec.evaluation.evaluate import suite_batch
-from explainvec.evaluation.suite import SuiteConfig, of_class, reference_values
-from explainvec.models.checkpoint import load_checkpoint
+from explainvec.evaluation.suite import of_class
 from explainvec.models.contributions import captured_attention, linearised_contributions
-from explainvec.models.self_explaining import SelfExplainingViT
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("target", help="a prediction-only checkpoint")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--images", type=int, default=24)
-    parser.add_argument("--budget", type=int, default=1024)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    target = load_checkpoint(args.target)
-    vit = target.model.eval()
-    batch = suite_batch(target, args.data, args.images, None, target)
-    model = SelfExplainingViT(vit, target.meta.class_names, "logit").eval()
-    config = SuiteConfig(reference_budget=args.budget, exact_reference=False)
-    reference = reference_values(model, batch, config).values
+    args = map_study_arguments(__doc__, images=24, budget=1024, several=False)
+    model, batch, reference = with_reference(args.target, args.data, args.images, args.budget)
+    vit = model.vit
     entering: dict[int, torch.Tensor] = {}
     hooks = [
         b.register_forward_pre_hook(lambda mod, a, i=i: entering.__setitem__(i, a[0]))

@@ -135,7 +135,8 @@ def test_hop_terms_move_each_blocks_sent_terms_along_the_rollout_of_the_blocks_b
     with captured_attention(vit) as captured:
         vit.forward_features(images)
     sent = {block: term for name, block, term in stream_terms(vit, captured) if name == "sent"}
-    hops = {(name, block): term for name, block, term in hop_terms(vit, captured)}
+    terms = hop_terms(vit, captured, [sent[block] for block in sorted(sent)])
+    hops = {(name, block): term for name, block, term in terms}
     assert sorted(hops) == sorted((name, b) for name in HOP_TERMS for b in range(1, len(vit.blocks)))
     tokens = sent[0].shape[1]
     rollout = torch.eye(tokens).expand(3, tokens, tokens)
@@ -169,8 +170,9 @@ def test_a_two_hop_adapter_starts_as_the_stream_adapter_and_adds_its_mix_of_hop_
     with captured_attention(vit) as captured:
         vit.forward_features(images)
     sigma = (captured["residual"][:, 0].var(-1, unbiased=False) + vit.norm.eps).sqrt()[:, None, None]
+    sent = [term for name, _, term in stream_terms(vit, captured) if name == "sent"]
     written = [
-        (t - t.mean(-1, keepdim=True)) * vit.norm.weight / sigma for _, _, t in hop_terms(vit, captured)
+        (t - t.mean(-1, keepdim=True)) * vit.norm.weight / sigma for _, _, t in hop_terms(vit, captured, sent)
     ]
     expected = started + vit.explain_adapter.hops(torch.cat([w[:, 1:] for w in written], -1))
     torch.testing.assert_close(

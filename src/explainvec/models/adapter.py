@@ -33,10 +33,10 @@ from explainvec.models.contributions import (
     HOP_TERMS,
     STREAM_TERMS,
     check_stream_blocks,
-    hop_terms,
     mixed_contributions,
     mixed_terms,
     stream_terms,
+    two_hop_terms,
 )
 from explainvec.vocabulary import AdapterKind
 
@@ -80,9 +80,15 @@ class StreamAdapter(nn.Module):
         """The adapted patch tokens from what ``captured_attention`` kept of ``model``'s forward pass and
         its final tokens ``[B, T, D]``."""
         dim, prefix = tokens.shape[-1], model.num_prefix_tokens
-        mixes = list(self.terms.weight[:, :-dim].split(dim, dim=1))
-        stream = mixed_terms(model, captured, mixes, stream_terms(model, captured), prefix)
-        return stream + tokens[:, prefix:] @ self.terms.weight[:, -dim:].T + self.terms.bias
+        mixed = mixed_terms(model, captured, self._mixes(dim), self._terms(model, captured), prefix)
+        return mixed + tokens[:, prefix:] @ self.terms.weight[:, -dim:].T + self.terms.bias
+
+    def _mixes(self, dim: int) -> list[torch.Tensor]:
+        """One ``[D, D]`` mix per term, in the order :meth:`_terms` yields them."""
+        return list(self.terms.weight[:, :-dim].split(dim, dim=1))
+
+    def _terms(self, model: VisionTransformer, captured: dict):
+        return stream_terms(model, captured)
 
 
 class TwoHopAdapter(StreamAdapter):
@@ -94,10 +100,11 @@ class TwoHopAdapter(StreamAdapter):
         self.hops = nn.Linear(len(HOP_TERMS) * (depth - 1) * dim, dim, bias=False)
         nn.init.zeros_(self.hops.weight)
 
-    def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
-        mixes = list(self.hops.weight.split(tokens.shape[-1], dim=1))
-        hops = mixed_terms(model, captured, mixes, hop_terms(model, captured), model.num_prefix_tokens)
-        return super().forward(captured, model, tokens) + hops
+    def _mixes(self, dim: int) -> list[torch.Tensor]:
+        return [*super()._mixes(dim), *self.hops.weight.split(dim, dim=1)]
+
+    def _terms(self, model: VisionTransformer, captured: dict):
+        return two_hop_terms(model, captured)
 
 
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -113,10 +120,8 @@ def keep_contributions(model: VisionTransformer, captured: dict) -> None:
 
 def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
     dim, depth = model.embed_dim, len(model.blocks)
-    if kind == "contributions":
+    if kind_of(kind) == "contributions":
         return ContributionAdapter(dim, depth)
-    if kind not in ("stream", "two-hop"):
-        raise ValueError(f"unknown adapter kind {kind!r}: 'stream', 'two-hop' or 'contributions'")
     check_stream_blocks(model)
     return (StreamAdapter if kind == "stream" else TwoHopAdapter)(dim, depth)
 

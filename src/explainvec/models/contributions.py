@@ -207,11 +207,12 @@ HOP_TERMS = ("moved_in", "moved_out")
 """The per-block terms of :func:`hop_terms`, in the order it yields them."""
 
 
-def hop_terms(model: VisionTransformer, captured: dict):
+def hop_terms(model: VisionTransformer, captured: dict, sent: list[torch.Tensor]):
     """Yield ``(term, block, [B, T, D])`` for every block but the first: what a block's ``sent`` terms
-    (:func:`stream_terms`) owe to what the tokens gathered from each other in the blocks before, by the
-    attention rollout ``R`` of those blocks (head-mean attention, the residual as half an identity,
-    ``R = Π_k (½ I + ½ Ā_k)``; rows are queries). Two terms (:data:`HOP_TERMS`):
+    (``sent``: one ``[B, T, D]`` per block, as :func:`stream_terms` yields them) owe to what the tokens
+    gathered from each other in the blocks before, by the attention rollout ``R`` of those blocks
+    (head-mean attention, the residual as half an identity, ``R = Π_k (½ I + ½ Ā_k)``; rows are
+    queries). Two terms (:data:`HOP_TERMS`):
 
     - ``moved_in``: token ``j`` is credited with ``Σ_{i ≠ j} R_ij · sent_i``, what reached the class token
       through the tokens that carried ``j``;
@@ -221,23 +222,32 @@ def hop_terms(model: VisionTransformer, captured: dict):
     A token's value in a later block mixes what earlier blocks gathered from other tokens; the ``sent``
     terms credit it all to the carrier, these two let the adapter move it back."""
     rollout = None
-    for index, (block, qkv) in enumerate(zip(model.blocks, captured["qkv"], strict=True)):
-        weights, v = attention_weights(block, qkv)
+    for index, (block, qkv, term) in enumerate(zip(model.blocks, captured["qkv"], sent, strict=True)):
         if rollout is not None:
-            sent = _heads_out(block, weights[:, :, :1].transpose(-2, -1) * v)
             off = rollout * (1 - torch.eye(rollout.shape[-1], dtype=rollout.dtype, device=rollout.device))
-            yield "moved_in", index, off.transpose(1, 2) @ sent
-            yield "moved_out", index, off.sum(-1, keepdim=True) * sent
-        step = 0.5 * weights.mean(1)
+            yield "moved_in", index, off.transpose(1, 2) @ term
+            yield "moved_out", index, off.sum(-1, keepdim=True) * term
+        step = 0.5 * attention_weights(block, qkv)[0].mean(1)
         step.diagonal(dim1=-2, dim2=-1).add_(0.5)
         rollout = step if rollout is None else step @ rollout
+
+
+def two_hop_terms(model: VisionTransformer, captured: dict):
+    """:func:`stream_terms`, then the :func:`hop_terms` of the ``sent`` terms among them (each computed
+    once; only those are kept until the hop terms are read)."""
+    sent = []
+    for name, block, term in stream_terms(model, captured):
+        if name == "sent":
+            sent.append(term)
+        yield name, block, term
+    yield from hop_terms(model, captured, sent)
 
 
 def mixed_terms(
     model: VisionTransformer, captured: dict, mixes: list[torch.Tensor], terms, first: int = 0
 ) -> torch.Tensor:
     """``Σ_k M_k · s_k`` for tokens ``first:``, with ``s_k`` the ``(term, block, [B, T, D])`` that ``terms``
-    yields (:func:`stream_terms`, :func:`hop_terms`) in the order they come, each through the final norm
+    yields (:func:`stream_terms`, :func:`two_hop_terms`) in the order they come, each through the final norm
     linearised at the class token, and ``M_k`` (``[D_out, D]``) one per term: ``[B, T − first, D_out]``."""
     total = None
     for mix, (_, _, term) in zip(mixes, terms, strict=True):
