@@ -3,7 +3,7 @@
 models, the kinds alternated in rounds so the machine's noise falls on all of them; wall-clock ratios
 to the first kind.
 
-    python experiments/adapter_cost.py BASE SOURCE [SOURCE ...] --kinds stream two-hop
+    python experiments/adapter_cost.py BASE SOURCE [SOURCE ...] --kinds two-hop two-hop-mlp
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     )
     parser.add_argument("base")
     parser.add_argument("sources", nargs="+", help="prediction-only source checkpoints")
-    parser.add_argument("--kinds", nargs="+", default=["stream", "two-hop"])
+    parser.add_argument("--kinds", nargs="+", default=["two-hop", "two-hop-mlp"])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explainvec.models.adapter import adapted_patches, add_adapter
+from explainvec.models.adapter import adapted_patches, add_adapter, identity_adapter_parameters
 from explainvec.models.contributions import (
     HOP_TERMS,
     STREAM_TERMS,
@@ -17,6 +17,7 @@ from explainvec.models.contributions import (
     linearised_contributions,
     mixed_contributions,
     stream_terms,
+    two_hop_terms,
 )
 from explainvec.models.masking import masked_tokens
 from explainvec.models.vit import build_vit
@@ -177,6 +178,41 @@ def test_a_two_hop_adapter_starts_as_the_stream_adapter_and_adds_its_mix_of_hop_
     expected = started + vit.explain_adapter.hops(torch.cat([w[:, 1:] for w in written], -1))
     torch.testing.assert_close(
         adapted_patches(vit, masked_tokens(vit, images)), expected, atol=1e-4, rtol=1e-4
+    )
+
+
+@torch.no_grad()
+def test_a_two_hop_mlp_adapter_adds_a_hidden_layer_map_of_the_same_terms_to_the_two_hop_one():
+    vit = small_vit()
+    images = torch.randn(2, 3, 32, 32)
+    add_adapter(vit, "two-hop-mlp")
+    adapter = vit.explain_adapter
+    for weight in (adapter.terms.weight, adapter.hops.weight, adapter.hidden.bias):
+        torch.nn.init.normal_(weight, std=0.1)
+    plain = small_vit()
+    add_adapter(plain, "two-hop")
+    plain.explain_adapter.load_state_dict(adapter.state_dict(), strict=False)
+    two_hop = adapted_patches(plain, masked_tokens(plain, images))
+    # its output layer starts at zero: the two-hop map, whatever the hidden layer holds
+    torch.testing.assert_close(adapted_patches(vit, masked_tokens(vit, images)), two_hop)
+    torch.nn.init.normal_(adapter.out.weight, std=0.1)
+    tokens = masked_tokens(vit, images)
+    with captured_attention(vit) as captured:
+        vit.forward_features(images)
+    sigma = (captured["residual"][:, 0].var(-1, unbiased=False) + vit.norm.eps).sqrt()[:, None, None]
+    written = [
+        (t - t.mean(-1, keepdim=True)) * vit.norm.weight / sigma for _, _, t in two_hop_terms(vit, captured)
+    ]
+    features = torch.cat([*(w[:, 1:] for w in written), tokens[:, 1:]], -1)
+    expected = two_hop + adapter.out(torch.nn.functional.gelu(adapter.hidden(features)))
+    torch.testing.assert_close(adapted_patches(vit, tokens), expected, atol=1e-4, rtol=1e-4)
+    # the hidden layer's start is a fixed draw: the identity τ is relative to is the same everywhere
+    again = small_vit()
+    torch.manual_seed(1)
+    add_adapter(again, "two-hop-mlp")
+    assert torch.equal(
+        again.explain_adapter.hidden.weight,
+        identity_adapter_parameters(vit, "two-hop-mlp")["explain_adapter.hidden.weight"],
     )
 
 

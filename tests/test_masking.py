@@ -77,6 +77,7 @@ VARIANTS = {
     "registers, no class position": {"reg_tokens": 2, "no_embed_class": True},
     "stream adapter": {"explain_adapter": "stream"},
     "two-hop adapter": {"explain_adapter": "two-hop"},
+    "two-hop-mlp adapter": {"explain_adapter": "two-hop-mlp"},
     "layer scale": {"init_values": 0.5},
 }
 

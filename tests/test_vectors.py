@@ -132,7 +132,12 @@ def test_files_with_a_removed_adapter_kind_are_refused_in_one_line(pair, tmp_pat
 
 @pytest.mark.parametrize(
     ("kind", "weights"),
-    [("contributions", "mix.weight"), ("stream", "terms.weight"), ("two-hop", "hops.weight")],
+    [
+        ("contributions", "mix.weight"),
+        ("stream", "terms.weight"),
+        ("two-hop", "hops.weight"),
+        ("two-hop-mlp", "out.weight"),
+    ],
 )
 def test_direct_attribution_adapters_start_as_it_and_travel_in_tau(pair, tmp_path, kind, weights):
     from explainvec.evaluation.baselines import get_attributor

@@ -39,9 +39,9 @@ masked outputs on a bank of coalitions evaluated once, or insertion − deletion
 
 DEFAULT_LAMBDA_CRITERION: LambdaCriterion = "shapley_fit"
 
-AdapterKind = Literal["stream", "two-hop", "contributions"]
+AdapterKind = Literal["stream", "two-hop", "two-hop-mlp", "contributions"]
 """The kinds of explanation adapter (``models/adapter.py``)."""
-AdapterChoice = Literal["stream", "two-hop", "contributions", "none"]
+AdapterChoice = Literal["stream", "two-hop", "two-hop-mlp", "contributions", "none"]
 """The explanation adapter a shared τ carries: an ``AdapterKind``, or ``none`` (τ on the backbone only)."""
 DEFAULT_ADAPTER: AdapterChoice = "two-hop"
 """Measured best in the hard regime (docs/transfer.md): at λ = 0 its map is the direct attribution."""

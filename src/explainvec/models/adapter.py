@@ -1,6 +1,6 @@
 """The class-agnostic explanation adapter on final patch tokens; the prediction never passes through it.
 
-Three kinds, carried inside τ like any other parameter; each starts as the training-free direct
+Four kinds, carried inside τ like any other parameter; each starts as the training-free direct
 attribution (what each patch sends the class token through attention, summed over blocks) and learns
 what it misses:
 
@@ -14,6 +14,8 @@ what it misses:
 - ``two-hop``: ``stream`` plus a linear map of the :func:`explainvec.models.contributions.hop_terms`
   (what later blocks' ``sent`` terms owe to the tokens that earlier blocks gathered from), starting at
   zero.
+- ``two-hop-mlp``: ``two-hop`` plus a one-hidden-layer GELU map of the same terms and final token
+  (hidden width 128), its output layer starting at zero.
 
 The class token's output is never read, so a model with an adapter predicts exactly as without; the map
 reads ``head(adapter(h)_j)``. (A ``linear`` map of the final patch tokens and an ``attention`` block over
@@ -107,6 +109,41 @@ class TwoHopAdapter(StreamAdapter):
         return two_hop_terms(model, captured)
 
 
+class TwoHopMlpAdapter(TwoHopAdapter):
+    """A :class:`TwoHopAdapter` plus ``out(GELU(hidden(x)))``, ``x`` the same terms and final token
+    (``hidden``: ``[(6L − 1)·D] → 128``, its columns in the order :meth:`_terms` yields the terms, then the
+    final token). ``out`` starts at zero, so at start it is the direct attribution; ``hidden`` starts at a
+    fixed random draw (seed 0), so every process and file agrees on the identity adapter τ is relative
+    to. The linear and hidden mixes of each term are applied in one product."""
+
+    HIDDEN = 128
+
+    def __init__(self, dim: int, depth: int) -> None:
+        super().__init__(dim, depth)
+        inputs = self.terms.in_features + self.hops.in_features
+        self.hidden = nn.Linear(inputs, self.HIDDEN)
+        self.out = nn.Linear(self.HIDDEN, dim, bias=False)
+        draw = torch.randn(self.HIDDEN, inputs, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            self.hidden.weight.copy_(draw / inputs**0.5)
+            self.hidden.bias.zero_()
+            self.out.weight.zero_()
+
+    def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
+        dim, prefix = tokens.shape[-1], model.num_prefix_tokens
+        hidden_mixes = self.hidden.weight[:, :-dim].split(dim, dim=1)
+        mixes = [torch.cat(pair) for pair in zip(self._mixes(dim), hidden_mixes, strict=True)]
+        linear, hidden = mixed_terms(model, captured, mixes, self._terms(model, captured), prefix).split(
+            [dim, self.HIDDEN], dim=-1
+        )
+        patches = tokens[:, prefix:]
+        linear = linear + patches @ self.terms.weight[:, -dim:].T + self.terms.bias
+        hidden = hidden + patches @ self.hidden.weight[:, -dim:].T + self.hidden.bias
+        return linear + self.out(nn.functional.gelu(hidden))
+
+
+_STREAM_KINDS = {"stream": StreamAdapter, "two-hop": TwoHopAdapter, "two-hop-mlp": TwoHopMlpAdapter}
+
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """What ``captured_attention`` kept of the last full-image forward pass of a model with an adapter, kept
 by ``masked_tokens`` until the map reads them (outside the module's state, so copies and files never see
@@ -123,7 +160,7 @@ def _new_adapter(model: VisionTransformer, kind: AdapterKind) -> nn.Module:
     if kind_of(kind) == "contributions":
         return ContributionAdapter(dim, depth)
     check_stream_blocks(model)
-    return (StreamAdapter if kind == "stream" else TwoHopAdapter)(dim, depth)
+    return _STREAM_KINDS[kind](dim, depth)
 
 
 def add_adapter(model: VisionTransformer, kind: AdapterKind) -> VisionTransformer:
@@ -143,9 +180,7 @@ def adapter_kind(model: VisionTransformer) -> AdapterKind | None:
     if not has_adapter(model):
         return None
     adapter = getattr(model, ADAPTER)
-    if isinstance(adapter, TwoHopAdapter):
-        return "two-hop"
-    return "stream" if isinstance(adapter, StreamAdapter) else "contributions"
+    return next((k for k, kind in _STREAM_KINDS.items() if type(adapter) is kind), "contributions")
 
 
 def adapter_field(model: VisionTransformer) -> bool | AdapterKind:
@@ -174,6 +209,8 @@ def kind_of_names(names) -> AdapterKind | None:
     adapter = [n for n in names if n.startswith(ADAPTER + ".")]
     if not adapter:
         return None
+    if any(n.startswith(f"{ADAPTER}.hidden.") for n in adapter):
+        return "two-hop-mlp"
     if any(n.startswith(f"{ADAPTER}.hops.") for n in adapter):
         return "two-hop"
     if any(n.startswith(f"{ADAPTER}.terms.") for n in adapter):
