@@ -149,6 +149,10 @@ def test_the_cli_prints_the_table_and_refuses_a_bad_config(results, tmp_path):
     config.write_text(json.dumps(TINY))
     shown = CliRunner().invoke(app, ["study", str(config), "--runs", str(runs), "--table"])
     assert shown.exit_code == 0 and "| oracle |" in shown.output
+    before = (runs / "tiny.json").read_bytes()
+    typo = CliRunner().invoke(app, ["study", str(config), "--runs", str(runs), "--only", "defualt"])
+    assert typo.exit_code == 2 and "'defualt'" in typo.output
+    assert (runs / "tiny.json").read_bytes() == before  # nothing rerun, nothing written
     config.write_text(json.dumps({**TINY, "bases": []}))
     refused = CliRunner().invoke(app, ["study", str(config), "--runs", str(runs)])
     assert refused.exit_code == 2 and "bases" in refused.output

@@ -43,7 +43,7 @@ AdapterKind = Literal["stream", "two-hop", "two-hop-mlp", "contributions"]
 """The kinds of explanation adapter (``models/adapter.py``)."""
 AdapterChoice = Literal["stream", "two-hop", "two-hop-mlp", "contributions", "none"]
 """The explanation adapter a shared τ carries: an ``AdapterKind``, or ``none`` (τ on the backbone only)."""
-DEFAULT_ADAPTER: AdapterChoice = "two-hop"
+DEFAULT_ADAPTER: AdapterChoice = "two-hop-mlp"
 """Measured best in the hard regime (docs/transfer.md): at λ = 0 its map is the direct attribution."""
 
 Init = Literal["value", "base"]

@@ -174,6 +174,9 @@ def run_study(
     names = {v.name for v in study.variants}
     if study.oracle_recipe is not None and study.oracle_recipe not in names:
         raise ValueError(f"oracle_recipe {study.oracle_recipe!r} is not a variant of the study")
+    unknown = sorted(set(only or ()) - names)
+    if unknown:
+        raise ValueError(f"--only names no variant of the study: {', '.join(map(repr, unknown))}")
 
     def save() -> None:
         atomic_write(results_path, lambda tmp: tmp.write_text(json.dumps(results, indent=1)))
