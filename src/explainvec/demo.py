@@ -27,7 +27,7 @@ from explainvec.training.finetune import finetune
 from explainvec.training.pretrain import PRETRAIN_CONFIG
 from explainvec.transfer import apply_vector
 from explainvec.vectors import train_shared_vector
-from explainvec.vectors.shared import SHARED_LR
+from explainvec.vectors.shared import SHARED_EPOCHS, SHARED_LR
 from explainvec.vocabulary import DEFAULT_ADAPTER
 
 
@@ -46,7 +46,7 @@ class DemoPreset(BaseModel):
     pretrain_data: str = "synthetic:mixture"
     keep_min: float = 0.5
     """Patch dropping of the base and the prediction fine-tunes (1: none, the hard regime)."""
-    vector_epochs: int = 12
+    vector_epochs: int = SHARED_EPOCHS
     """Epochs of the shared τ (the default explanation adapter on three source models)."""
 
     def configs(self, *, device: str = "cpu", seed: int = 0) -> tuple[TrainConfig, TrainConfig]:

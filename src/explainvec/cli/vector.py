@@ -15,7 +15,7 @@ from explainvec.models.device import resolve_device
 from explainvec.training.config import TrainConfig
 from explainvec.transfer import apply_vector
 from explainvec.vectors import ExplainabilityVector, train_shared_vector
-from explainvec.vectors.shared import PRETRAINING, SHARED_COALITIONS, SHARED_LR
+from explainvec.vectors.shared import PRETRAINING, SHARED_COALITIONS, SHARED_EPOCHS, SHARED_LR
 from explainvec.vocabulary import DEFAULT_ADAPTER, DEFAULT_LAMBDA_CRITERION, AdapterChoice, LambdaCriterion
 
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing OUT (never one of the inputs).")
@@ -49,7 +49,7 @@ def vector_command(
         "played on, labels unused; 'pretraining': the base's pretraining data where the base records it "
         "(else each source's own); 'own': each source's own.",
     ),
-    epochs: int = typer.Option(12, help="Shared τ: epochs over each source's training images."),
+    epochs: int = typer.Option(SHARED_EPOCHS, help="Shared τ: epochs over each source's training images."),
     lr: float = typer.Option(SHARED_LR, help="Shared τ: learning rate."),
     train_size: int = typer.Option(2000, help="Synthetic data only: training images per source."),
     device: str = typer.Option("cpu", help="Shared τ: cpu, cuda, cuda:N or auto."),

@@ -43,6 +43,9 @@ SHARED_COALITIONS = 48
 SHARED_LR = 2e-3
 """Learning rate of an adapter-only shared τ (``vector``, the demo)."""
 
+SHARED_EPOCHS = 24
+"""Epochs of a shared τ over each source's training images (``vector``, the demo)."""
+
 
 def resolve_game_data(base: Checkpoint, game_data: str | None, backbone: bool) -> str | None:
     """The data every source model's game is played on (``None``: each source's own), or a ValueError
