@@ -57,8 +57,8 @@ def vector_command(
 ) -> None:
     """τ = EXPLAIN − PREDICT over backbone parameters (heads and buffers left out); or, with --base and
     no --explain, one τ trained so that every PREDICT + τ explains itself (the shared recipe; by default
-    the default explanation adapter alone, which never changes a prediction: give several source models, the
-    base itself among them when its training data is known)."""
+    an explanation adapter alone, which never changes a prediction: give several source models, the base
+    itself among them when its training data is known)."""
     if explain is not None and len(predict) != 1:
         raise ValueError("--explain takes exactly one --predict (its prediction-only twin)")
     if explain is None and base is None:
