@@ -81,9 +81,25 @@ class StreamAdapter(nn.Module):
     def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
         """The adapted patch tokens from what ``captured_attention`` kept of ``model``'s forward pass and
         its final tokens ``[B, T, D]``."""
-        dim, prefix = tokens.shape[-1], model.num_prefix_tokens
-        mixed = mixed_terms(model, captured, self._mixes(dim), self._terms(model, captured), prefix)
-        return mixed + tokens[:, prefix:] @ self.terms.weight[:, -dim:].T + self.terms.bias
+        dim = tokens.shape[-1]
+        return self._affine(
+            captured, model, tokens, self._mixes(dim), self.terms.weight[:, -dim:], self.terms.bias
+        )
+
+    def _affine(
+        self,
+        captured: dict,
+        model: VisionTransformer,
+        tokens: torch.Tensor,
+        mixes: list[torch.Tensor],
+        final: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> torch.Tensor:
+        """``Σ_k mixes_k · term_k + final · token + bias`` for each patch, ``[B, P, D_out]``: an affine map
+        of the terms (:meth:`_terms`, through :func:`mixed_terms`) and of the final token."""
+        prefix = model.num_prefix_tokens
+        mixed = mixed_terms(model, captured, mixes, self._terms(model, captured), prefix)
+        return mixed + tokens[:, prefix:] @ final.T + bias
 
     def _mixes(self, dim: int) -> list[torch.Tensor]:
         """One ``[D, D]`` mix per term, in the order :meth:`_terms` yields them."""
@@ -130,15 +146,13 @@ class TwoHopMlpAdapter(TwoHopAdapter):
             self.out.weight.zero_()
 
     def forward(self, captured: dict, model: VisionTransformer, tokens: torch.Tensor) -> torch.Tensor:
-        dim, prefix = tokens.shape[-1], model.num_prefix_tokens
+        dim = tokens.shape[-1]
         hidden_mixes = self.hidden.weight[:, :-dim].split(dim, dim=1)
         mixes = [torch.cat(pair) for pair in zip(self._mixes(dim), hidden_mixes, strict=True)]
-        linear, hidden = mixed_terms(model, captured, mixes, self._terms(model, captured), prefix).split(
-            [dim, self.HIDDEN], dim=-1
-        )
-        patches = tokens[:, prefix:]
-        linear = linear + patches @ self.terms.weight[:, -dim:].T + self.terms.bias
-        hidden = hidden + patches @ self.hidden.weight[:, -dim:].T + self.hidden.bias
+        final = torch.cat([self.terms.weight[:, -dim:], self.hidden.weight[:, -dim:]])
+        bias = torch.cat([self.terms.bias, self.hidden.bias])
+        both = self._affine(captured, model, tokens, mixes, final, bias)
+        linear, hidden = both.split([dim, self.HIDDEN], dim=-1)
         return linear + self.out(nn.functional.gelu(hidden))
 
 

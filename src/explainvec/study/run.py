@@ -176,7 +176,7 @@ def run_study(
         raise ValueError(f"oracle_recipe {study.oracle_recipe!r} is not a variant of the study")
     unknown = sorted(set(only or ()) - names)
     if unknown:
-        raise ValueError(f"--only names no variant of the study: {', '.join(map(repr, unknown))}")
+        raise ValueError(f"no variant of the study is named {', '.join(map(repr, unknown))} (only)")
 
     def save() -> None:
         atomic_write(results_path, lambda tmp: tmp.write_text(json.dumps(results, indent=1)))
